@@ -1,0 +1,11 @@
+"""Fidelity audits: can the generated set be told apart from the real one?"""
+
+
+def test_separability_auc(audit, features):
+    verdict = audit.check("separability_auc", features=features)
+    assert verdict.status != "fail", verdict.message
+
+
+def test_texture_gap(audit, features):
+    verdict = audit.check("texture_gap", features=features)
+    assert verdict.status != "fail", verdict.message

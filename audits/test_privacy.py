@@ -1,0 +1,6 @@
+"""Privacy audits: does the generated set reproduce the real images it was trained on?"""
+
+
+def test_nearest_real_distance(audit, features):
+    verdict = audit.check("nearest_real_distance", features=features)
+    assert verdict.status != "fail", verdict.message

@@ -1,0 +1,271 @@
+"""The pytest plugin that turns ``pytest audits/`` into a release gate.
+
+It adds the ``synthgate`` command-line options, loads ``thresholds.toml`` and checks every folder
+before any test runs (a bad path or key stops the run with one clear message and no traceback),
+parametrizes the audit tests from the configuration, attaches evidence to the pytest-html report,
+and writes ``summary.json`` beside the report.
+
+Audit tests are named ``test_<check>`` and take the ``audit`` fixture plus ``features`` (for checks
+on feature matrices) or ``role`` (for integrity checks on one image set)::
+
+    def test_separability_auc(audit, features):
+        verdict = audit.check("separability_auc", features=features)
+        assert verdict.status != "fail", verdict.message
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from .audit import AuditSession
+from .cache import FeatureCache, default_cache_dir
+from .config import DEFAULT_PATTERN, folder_dataset, load_config
+from .errors import SynthgateError
+from .images import list_images
+from .registry import CHECK_SPECS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _AuditState:
+    session: AuditSession
+    summary_path: Path
+    errors: list = field(default_factory=list)
+
+
+_STATE = pytest.StashKey[_AuditState]()
+_RECORDED = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("synthgate", "synthgate audit")
+    group.addoption("--dataset", metavar="NAME", help="dataset from thresholds.toml to audit (default: audit.default_dataset)")
+    group.addoption("--thresholds", metavar="FILE", help="thresholds and datasets file (default: thresholds.toml in the rootdir)")
+    group.addoption("--real", metavar="DIR", help="folder of real images; audits folders without editing thresholds.toml")
+    group.addoption("--generated", metavar="DIR", help="folder of generated images (with --real)")
+    group.addoption("--holdout", metavar="DIR", help="folder of real images NOT used to train the generator (with --real)")
+    group.addoption(
+        "--groups", metavar="CSV|folder",
+        help="patient ids of the real images: a CSV with columns file, patient_id, or 'folder' for each file's parent folder",
+    )
+    group.addoption("--pattern", metavar="GLOB", default=None, help=f"files to audit below each folder (default: {DEFAULT_PATTERN})")
+    group.addoption("--cache-dir", metavar="DIR", help="feature cache folder (default: $SYNTHGATE_CACHE_DIR or ~/.cache/synthgate)")
+    group.addoption("--no-cache", action="store_true", help="compute every feature again and store nothing")
+    group.addoption("--jobs", metavar="N", type=int, default=None, help="worker processes for feature extraction (default: CPU count)")
+    parser.addini("synthgate_audit_dir", "folder holding the audit tests, relative to the rootdir", default="audits")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    if not _is_audit_run(config):
+        return
+    try:
+        state = _build_state(config)
+    except SynthgateError as error:
+        raise pytest.UsageError(f"synthgate: {error}") from None
+
+    if config.option.htmlpath is None:
+        config.option.htmlpath = str(Path(config.rootpath, "reports", state.session.dataset.name, "report.html"))
+    config.option.self_contained_html = True
+    state.summary_path = Path(config.option.htmlpath).resolve().parent / "summary.json"
+    config.stash[_STATE] = state
+    config.pluginmanager.register(_Reporter(state), "synthgate-reporter")
+
+
+def pytest_generate_tests(metafunc):
+    state = metafunc.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    check = metafunc.function.__name__.removeprefix("test_")
+    session = state.session
+    if "features" in metafunc.fixturenames:
+        metafunc.parametrize("features", session.config.features(check, session.dataset.name))
+    if "role" in metafunc.fixturenames:
+        roles = session.roles
+        if check == "image_count":
+            roles = [role for role in roles if role in session.dataset.expected_counts]
+            if not roles:
+                name = session.dataset.name
+                skip = pytest.mark.skip(reason=f"dataset {name!r} sets no expected_counts; add them to [datasets.{name}]")
+                metafunc.parametrize("role", [pytest.param(None, marks=skip)], ids=["no-expected-counts"])
+                return
+        metafunc.parametrize("role", roles)
+
+
+class AuditFixture:
+    """What an audit test receives as ``audit``: runs one check and records it for the report."""
+
+    def __init__(self, state: _AuditState, node):
+        self._state = state
+        self._node = node
+
+    @property
+    def session(self) -> AuditSession:
+        return self._state.session
+
+    def check(self, name: str, *, features: str | None = None, role: str | None = None):
+        """Run check ``name`` and return its :class:`~synthgate.gate.Verdict`.
+
+        A :class:`~synthgate.errors.SynthgateError` (unusable data) fails the test with its
+        message and no traceback.
+        """
+        __tracebackhide__ = True
+        try:
+            verdict = self.session.run(name, features=features, role=role)
+        except SynthgateError as error:
+            self._state.errors.append((self._node.nodeid, str(error)))
+            pytest.fail(f"{name}: {error}", pytrace=False)
+        self._node.stash[_RECORDED] = self.session.verdicts[-1]
+        return verdict
+
+
+@pytest.fixture
+def audit(request) -> AuditFixture:
+    """The running audit; see :class:`AuditFixture`."""
+    state = request.config.stash.get(_STATE, None)
+    if state is None:
+        pytest.skip("audit tests run only as an audit: pytest audits/ [--dataset NAME]")
+    return AuditFixture(state, request.node)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    recorded = item.stash.get(_RECORDED, None)
+    state = item.config.stash.get(_STATE, None)
+    if report.when != "call" or recorded is None or state is None:
+        return
+
+    from pytest_html import extras
+
+    from .report import render_evidence
+
+    verdict = recorded.verdict
+    report.extras = list(getattr(report, "extras", [])) + [extras.html(render_evidence(recorded, state.session))]
+    report.user_properties.extend(
+        [
+            ("check", recorded.check),
+            ("statistic", verdict.result.statistic),
+            ("value", verdict.result.value),
+            ("verdict", verdict.status),
+        ]
+    )
+    report.synthgate_verdict = verdict.status
+
+
+def pytest_report_teststatus(report, config):
+    if report.when == "call" and report.passed and getattr(report, "synthgate_verdict", None) == "warn":
+        return "warned", "W", ("WARN", {"yellow": True})
+    return None
+
+
+class _Reporter:
+    """Session-level report hooks, registered only for an audit run."""
+
+    def __init__(self, state: _AuditState):
+        self.state = state
+
+    def pytest_html_report_title(self, report):
+        report.title = f"synthgate audit: {self.state.session.dataset.name}"
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        from .report import render_scorecard
+
+        prefix.append(render_scorecard(self.state.session.verdicts, self.state.errors, self.state.session.dataset))
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(1, "<th>Verdict</th>")
+
+    def pytest_html_results_table_row(self, report, cells):
+        status = getattr(report, "synthgate_verdict", "")
+        cells.insert(1, f'<td class="col-verdict">{status.upper()}</td>')
+
+    def pytest_sessionfinish(self, session):
+        from .report import write_summary
+
+        write_summary(
+            self.state.summary_path, self.state.session.verdicts, self.state.errors,
+            self.state.session, _versions(),
+        )
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.write_sep("=", "synthgate scorecard")
+        for recorded in self.state.session.verdicts:
+            result = recorded.verdict.result
+            bounds = "; ".join(outcome.bound.describe() for outcome in recorded.verdict.outcomes)
+            terminalreporter.write_line(
+                f"{recorded.verdict.status.upper():5} {recorded.label:40} {result.statistic}={result.value:.4g}  ({bounds})"
+            )
+        for label, message in self.state.errors:
+            terminalreporter.write_line(f"ERROR {label}: {message}")
+        terminalreporter.write_line(f"summary: {self.state.summary_path}")
+
+
+def _is_audit_run(config) -> bool:
+    options = config.option
+    if options.dataset or options.real or options.generated:
+        return True
+    audit_dir = (Path(config.rootpath) / config.getini("synthgate_audit_dir")).resolve()
+    invocation_dir = Path(config.invocation_params.dir)
+    for argument in config.args:
+        path = (invocation_dir / argument.split("::")[0]).resolve()
+        if path == audit_dir or audit_dir in path.parents:
+            return True
+    return False
+
+
+def _build_state(config) -> _AuditState:
+    options = config.option
+    thresholds = Path(options.thresholds) if options.thresholds else Path(config.rootpath) / "thresholds.toml"
+    audit_config = load_config(thresholds)
+
+    if options.real or options.generated:
+        if not (options.real and options.generated):
+            raise SynthgateError("--real and --generated must be given together")
+        if options.dataset:
+            raise SynthgateError("use either --dataset or --real/--generated, not both")
+        dataset = folder_dataset(
+            options.real, options.generated, holdout=options.holdout, groups=options.groups,
+            pattern=options.pattern or DEFAULT_PATTERN,
+        )
+    else:
+        if options.holdout or options.groups:
+            raise SynthgateError("--holdout and --groups go with --real/--generated; for a named dataset set them in thresholds.toml")
+        dataset = audit_config.dataset(options.dataset or audit_config.default_dataset)
+        if options.pattern:
+            from dataclasses import replace
+
+            dataset = replace(dataset, pattern=options.pattern)
+
+    # List every folder now, so that a missing or empty folder stops the run before any test.
+    for role in ("real", "generated", "holdout"):
+        folder = dataset.folder(role)
+        if folder is not None:
+            list_images(folder, pattern=dataset.pattern, role=f"{dataset.name} {role}")
+    for check in audit_config.checks:
+        audit_config.threshold(check, dataset.name)
+
+    cache = FeatureCache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
+    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise SynthgateError(f"--jobs must be a positive integer; got {jobs}")
+    session = AuditSession(dataset, audit_config, cache=cache, n_jobs=jobs)
+    return _AuditState(session=session, summary_path=Path())
+
+
+def _versions() -> dict:
+    versions = {}
+    for package in ("synthgate", "numpy", "scipy", "scikit-image", "scikit-learn", "pillow", "pytest", "pytest-html"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

@@ -1,0 +1,54 @@
+"""Run ``pytest audits/`` in a subprocess, the way a user does, and read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class AuditRun:
+    returncode: int
+    output: str
+    report: Path
+    summary_path: Path
+
+    @property
+    def summary(self) -> dict:
+        return json.loads(self.summary_path.read_text())
+
+    def verdict(self, label: str) -> str:
+        """Return the verdict of the check labelled ``check[features-or-role]``."""
+        for check in self.summary["checks"]:
+            qualifier = check["features"] or check["role"]
+            if f"{check['name']}[{qualifier}]" == label:
+                return check["verdict"]
+        raise KeyError(f"{label} not in summary; checks: {[c['name'] for c in self.summary['checks']]}")
+
+    def check(self, label: str) -> dict:
+        for check in self.summary["checks"]:
+            if f"{check['name']}[{check['features'] or check['role']}]" == label:
+                return check
+        raise KeyError(label)
+
+
+def run_audit(tmp_path: Path, *arguments: str, cache_dir: Path | None = None) -> AuditRun:
+    """Run the audit with ``arguments`` and the report under ``tmp_path``."""
+    report = tmp_path / "report" / "report.html"
+    command = [
+        sys.executable, "-m", "pytest", "audits/", "-p", "no:cacheprovider", "-q",
+        f"--html={report}", f"--cache-dir={cache_dir or tmp_path / 'cache'}", *arguments,
+    ]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    return AuditRun(
+        returncode=completed.returncode,
+        output=completed.stdout + completed.stderr,
+        report=report,
+        summary_path=report.parent / "summary.json",
+    )
