@@ -39,7 +39,7 @@ __all__ = [
 
 @runtime_checkable
 class FeatureExtractor(Protocol):
-    """What :func:`compute_features` and the checks expect of an extractor.
+    """The interface that :func:`compute_features` and the checks expect of an extractor.
 
     Attributes
     ----------
