@@ -27,13 +27,14 @@ from tqdm import tqdm
 from . import images
 from .cache import FeatureCache, cache_namespace
 from .errors import DatasetError, ImageDecodeError, SynthgateWarning
+from .features.body_mask import BODY_THRESHOLD
 from .images import DEFAULT_PATTERN, WORKING_SIZE, ImageInfo, validate_size
 
 __all__ = ["LoadFailure", "ImageSet", "load_image_set", "DECODE_CACHE_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-DECODE_CACHE_VERSION = 1
+DECODE_CACHE_VERSION = 2
 """Version of the cached decode records; bump it whenever ``decode_image`` output changes."""
 
 # Pillow's PNG decoder releases the GIL for part of its work. Loading 2000 256x256 palette PNGs
@@ -278,7 +279,7 @@ def _look_up(path: Path, cache: FeatureCache, namespace: str) -> tuple[str, dict
 
 
 def _decode_file(path: Path, *, cache: FeatureCache, namespace: str, size: tuple[int, int]) -> tuple[str, dict]:
-    """Decode one file and cache its record; ``record["status"]`` is ok, constant or failed."""
+    """Decode one file and cache its record; ``record["status"]`` is ok, excluded or failed."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -292,7 +293,13 @@ def _decode_file(path: Path, *, cache: FeatureCache, namespace: str, size: tuple
     else:
         if info.is_constant:
             reason = f"constant image: every pixel is {int(array.flat[0])}"
-            record = {"status": "constant", "reason": reason, "info": info.to_dict()}
+            record = {"status": "excluded", "reason": reason, "info": info.to_dict()}
+        elif array.max() < BODY_THRESHOLD:
+            reason = (
+                f"no body: no pixel reaches grey level {BODY_THRESHOLD} (soft tissue in a lung window), "
+                f"the brightest is {int(array.max())}"
+            )
+            record = {"status": "excluded", "reason": reason, "info": info.to_dict()}
         else:
             record = {"status": "ok", "info": info.to_dict()}
 
@@ -308,7 +315,7 @@ def _unreadable_record(exc: OSError) -> dict:
 
 def _is_valid_record(record: dict) -> bool:
     status = record.get("status")
-    if status in ("failed", "constant"):
+    if status in ("failed", "excluded"):
         return isinstance(record.get("reason"), str)
     if status == "ok":
         try:

@@ -1,7 +1,7 @@
 """The pytest plugin that turns ``pytest audits/`` into a release gate.
 
-It adds the ``synthgate`` command-line options, loads ``thresholds.toml`` and checks every folder
-before any test runs (a bad path or key stops the run with one clear message and no traceback),
+It adds the ``synthgate`` command-line options. Before any test runs it loads ``thresholds.toml``
+and lists every folder, so a bad path or key stops the run with one message and no traceback. It
 parametrizes the audit tests from the configuration, attaches evidence to the pytest-html report,
 and writes ``summary.json`` beside the report.
 
@@ -100,7 +100,7 @@ def pytest_generate_tests(metafunc):
 
 
 class AuditFixture:
-    """What an audit test receives as ``audit``: runs one check and records it for the report."""
+    """The ``audit`` fixture's value: runs one check and records its verdict for the report."""
 
     def __init__(self, state: _AuditState, node):
         self._state = state
@@ -128,7 +128,7 @@ class AuditFixture:
 
 @pytest.fixture
 def audit(request) -> AuditFixture:
-    """The running audit; see :class:`AuditFixture`."""
+    """Provide the running audit to an audit test; see :class:`AuditFixture`."""
     state = request.config.stash.get(_STATE, None)
     if state is None:
         pytest.skip("audit tests run only as an audit: pytest audits/ [--dataset NAME]")

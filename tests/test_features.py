@@ -460,13 +460,15 @@ def test_compute_features_extracts_duplicate_files_once(tmp_path):
     assert np.array_equal(features[0], features[2])
 
 
-def test_compute_features_names_degenerate_file(tmp_path):
+def test_image_without_body_excluded_at_load(tmp_path):
     images = make_phantoms(3, first_seed=50)
     images[1] = np.random.default_rng(0).integers(40, 80, (256, 256), dtype=np.uint8)
     write_pngs(tmp_path / "images", images)
     image_set = load_image_set(tmp_path / "images", role="generated")
-    with pytest.raises(DegenerateInputError, match="img_01.png: the image has no body"):
-        compute_features(image_set, get_extractor("pixels"))
+    assert [path.name for path in image_set.paths] == ["img_00.png", "img_02.png"]
+    assert image_set.failures[0].path.name == "img_01.png"
+    assert image_set.failures[0].reason.startswith("no body: no pixel reaches grey level 128")
+    assert compute_features(image_set, get_extractor("pixels")).shape == (2, 4096)
 
 
 def test_compute_features_parallel_matches_serial(phantom_folder):

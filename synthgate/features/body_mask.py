@@ -37,9 +37,11 @@ __all__ = ["BODY_MASK_VERSION", "body_mask", "body_masks", "check_image_stack", 
 # Bump when the algorithm or its default threshold changes. The extractors put it in their
 # params, so cached features computed with an older mask are not reused.
 BODY_MASK_VERSION = 1
+# Lowest grey level counted as tissue: about -600 HU in the lung window (centre -600, width 1500).
+BODY_THRESHOLD = 128
 
 
-def body_mask(image: np.ndarray, *, threshold: int = 128) -> np.ndarray:
+def body_mask(image: np.ndarray, *, threshold: int = BODY_THRESHOLD) -> np.ndarray:
     """Segment the patient's body in one slice.
 
     Parameters
@@ -73,7 +75,7 @@ def body_mask(image: np.ndarray, *, threshold: int = 128) -> np.ndarray:
     return _body_mask(image, threshold)
 
 
-def body_masks(images: np.ndarray, *, threshold: int = 128) -> np.ndarray:
+def body_masks(images: np.ndarray, *, threshold: int = BODY_THRESHOLD) -> np.ndarray:
     """Segment the body in every slice of a stack; see :func:`body_mask`.
 
     Parameters
