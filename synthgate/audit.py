@@ -42,8 +42,11 @@ class RecordedVerdict:
     @property
     def label(self) -> str:
         """The check name with its feature set or role, e.g. ``separability_auc[texture]``."""
-        qualifier = self.features or self.role
-        return f"{self.check}[{qualifier}]" if qualifier else self.check
+        return _label(self.check, self.features or self.role)
+
+
+def _label(check: str, qualifier: str | None) -> str:
+    return f"{check}[{qualifier}]" if qualifier else check
 
 
 class AuditSession:
@@ -59,13 +62,26 @@ class AuditSession:
         Where decode information and features are cached; ``FeatureCache(None)`` disables it.
     n_jobs : int, default=1
         Worker processes for feature extraction.
+    accepted : mapping of str to mapping, optional
+        Statistics of an accepted earlier run by label (``check[features-or-role]``), read
+        from its ``summary.json``; each check must then not get worse than its accepted value
+        by more than its ``baseline_tolerance``.
     """
 
-    def __init__(self, dataset: DatasetConfig, config: AuditConfig, *, cache: FeatureCache, n_jobs: int = 1):
+    def __init__(
+        self,
+        dataset: DatasetConfig,
+        config: AuditConfig,
+        *,
+        cache: FeatureCache,
+        n_jobs: int = 1,
+        accepted=None,
+    ):
         self.dataset = dataset
         self.config = config
         self.cache = cache
         self.n_jobs = n_jobs
+        self.accepted = dict(accepted or {})
         self.verdicts: list[RecordedVerdict] = []
         self._image_sets: dict[str, ImageSet] = {}
         self._features: dict[tuple[str, str], Any] = {}
@@ -150,7 +166,8 @@ class AuditSession:
                 kwargs["expected"] = self.dataset.expected_counts[role]
             result = spec.compute(image_set, **kwargs)
 
-        verdict = evaluate(result, threshold)
+        label = _label(check, features or role)
+        verdict = evaluate(result, threshold, accepted=self.accepted.get(label))
         self.verdicts.append(
             RecordedVerdict(
                 check=check,

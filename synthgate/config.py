@@ -5,6 +5,7 @@ The file has two kinds of tables::
     [checks.<check>]                 # defaults for every dataset
     severity = "fail"                # or "warn"
     max_<statistic> = 0.8            # and/or min_<statistic>; at least one bound
+    baseline_tolerance = 0.02        # with --baseline: how much worse than the accepted run
     features = ["texture", "pixels"] # feature sets the check runs on, where it takes features
     source = "..."                   # where the number comes from
     rationale = "..."                # why it is defensible
@@ -46,7 +47,7 @@ _DATASET_KEYS = {
     "real", "generated", "holdout", "pattern", "groups", "holdout_groups", "expected_counts",
     "checks", "description",
 }
-_CHECK_KEYS = {"severity", "source", "rationale", "params", "features"}
+_CHECK_KEYS = {"severity", "source", "rationale", "params", "features", "baseline_tolerance"}
 _TOP_KEYS = {"checks", "datasets", "audit"}
 _AUDIT_KEYS = {"default_dataset", "image_size"}
 
@@ -268,6 +269,9 @@ def _check_table(check, table, key, path, *, require_bound):
         raise ConfigError(
             f"{path}: {key} must set at least one bound; valid bounds: {', '.join(sorted(bound_keys))}"
         )
+    tolerance = table.get("baseline_tolerance", 0.0)
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
+        raise ConfigError(f"{path}: {key}.baseline_tolerance must be a number >= 0; got {tolerance!r}")
     for text_key in ("source", "rationale"):
         if text_key in table:
             _string(table[text_key], f"{key}.{text_key}", path)
@@ -332,6 +336,7 @@ def _threshold_spec(check, table):
         source=table.get("source", ""),
         rationale=table.get("rationale", ""),
         params=tuple(sorted(table.get("params", {}).items())),
+        baseline_tolerance=float(table.get("baseline_tolerance", 0.0)),
     )
 
 

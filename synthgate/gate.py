@@ -19,6 +19,7 @@ class Bound:
     statistic: str
     kind: Literal["max", "min"]
     limit: float
+    origin: str = "threshold"
 
     @property
     def key(self) -> str:
@@ -27,7 +28,8 @@ class Bound:
 
     def describe(self) -> str:
         operator = "<=" if self.kind == "max" else ">="
-        return f"{self.statistic} {operator} {self.limit:g}"
+        suffix = "" if self.origin == "threshold" else f" ({self.origin})"
+        return f"{self.statistic} {operator} {self.limit:g}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class ThresholdSpec:
         Where each number comes from and why it is defensible; both are shown in the report.
     params : dict
         Keyword arguments for the check's ``compute_*`` function.
+    baseline_tolerance : float
+        How much worse than an accepted earlier run each bounded statistic may get, in the
+        statistic's own units (used only with an accepted run, see :func:`evaluate`).
     """
 
     check: str
@@ -54,6 +59,7 @@ class ThresholdSpec:
     source: str = ""
     rationale: str = ""
     params: tuple[tuple[str, object], ...] = ()
+    baseline_tolerance: float = 0.0
 
     @property
     def params_dict(self) -> dict:
@@ -122,8 +128,20 @@ def _statistic_meanings(check: str) -> dict:
     return dict(spec.statistics) if spec is not None else {}
 
 
-def evaluate(result: CheckResult, spec: ThresholdSpec) -> Verdict:
-    """Judge ``result`` against every bound in ``spec``.
+def evaluate(result: CheckResult, spec: ThresholdSpec, accepted=None) -> Verdict:
+    """Judge ``result`` against every bound in ``spec`` and, if given, an accepted earlier run.
+
+    Parameters
+    ----------
+    result : CheckResult
+        The numbers to judge.
+    spec : ThresholdSpec
+        The thresholds.
+    accepted : mapping of str to float, optional
+        The statistics of the same check in an accepted earlier run (a baseline). Every
+        statistic that ``spec`` bounds must then also stay within
+        ``spec.baseline_tolerance`` of its accepted value, in the bound's direction, so a
+        team can ratchet quality up. Statistics missing from ``accepted`` are not compared.
 
     Raises
     ------
@@ -143,15 +161,26 @@ def evaluate(result: CheckResult, spec: ThresholdSpec) -> Verdict:
                 f"bound {bound.key!r} must name a statistic of {result.check!r}; "
                 f"valid statistics: {sorted(result.statistics)}"
             )
-        observed = float(result.statistics[bound.statistic])
+        outcomes.append(_apply(bound, result))
+
+    for bound in spec.bounds if accepted else ():
+        if bound.statistic not in accepted:
+            continue
+        previous = float(accepted[bound.statistic])
         if bound.kind == "max":
-            passed = observed <= bound.limit
+            ratchet = Bound(bound.statistic, "max", previous + spec.baseline_tolerance, "accepted run + tolerance")
         else:
-            passed = observed >= bound.limit
-        outcomes.append(BoundOutcome(bound=bound, observed=observed, passed=passed))
+            ratchet = Bound(bound.statistic, "min", previous - spec.baseline_tolerance, "accepted run - tolerance")
+        outcomes.append(_apply(ratchet, result))
 
     if all(outcome.passed for outcome in outcomes):
         status = "pass"
     else:
         status = spec.severity
     return Verdict(result=result, spec=spec, outcomes=tuple(outcomes), status=status)
+
+
+def _apply(bound: Bound, result: CheckResult) -> BoundOutcome:
+    observed = float(result.statistics[bound.statistic])
+    passed = observed <= bound.limit if bound.kind == "max" else observed >= bound.limit
+    return BoundOutcome(bound=bound, observed=observed, passed=passed)

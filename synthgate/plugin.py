@@ -15,6 +15,7 @@ on feature matrices) or ``role`` (for integrity checks on one image set)::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ def pytest_addoption(parser):
     group.addoption("--pattern", metavar="GLOB", default=None, help=f"files to audit below each folder (default: {DEFAULT_PATTERN})")
     group.addoption("--cache-dir", metavar="DIR", help="feature cache folder (default: $SYNTHGATE_CACHE_DIR or ~/.cache/synthgate)")
     group.addoption("--no-cache", action="store_true", help="compute every feature again and store nothing")
+    group.addoption(
+        "--baseline", metavar="SUMMARY_JSON",
+        help="summary.json of an accepted earlier run; a check that gets worse than it by more than its baseline_tolerance fails",
+    )
     group.addoption("--jobs", metavar="N", type=int, default=None, help="worker processes for feature extraction (default: CPU count)")
     parser.addini("synthgate_audit_dir", "folder holding the audit tests, relative to the rootdir", default="audits")
 
@@ -75,6 +80,8 @@ def pytest_configure(config):
         config.option.htmlpath = str(Path(config.rootpath, "reports", state.session.dataset.name, "report.html"))
     config.option.self_contained_html = True
     state.summary_path = Path(config.option.htmlpath).resolve().parent / "summary.json"
+    if getattr(config.option, "xmlpath", None) is None:
+        config.option.xmlpath = str(state.summary_path.parent / "junit.xml")
     config.stash[_STATE] = state
     config.pluginmanager.register(_Reporter(state), "synthgate-reporter")
 
@@ -150,14 +157,15 @@ def pytest_runtest_makereport(item, call):
 
     verdict = recorded.verdict
     report.extras = list(getattr(report, "extras", [])) + [extras.html(render_evidence(recorded, state.session))]
-    report.user_properties.extend(
-        [
-            ("check", recorded.check),
-            ("statistic", verdict.result.statistic),
-            ("value", verdict.result.value),
-            ("verdict", verdict.status),
-        ]
-    )
+    properties = [
+        ("check", recorded.check),
+        ("statistic", verdict.result.statistic),
+        ("value", verdict.result.value),
+        ("verdict", verdict.status),
+    ]
+    # JUnit XML takes the properties of the teardown report, which copies them from the item.
+    item.user_properties.extend(properties)
+    report.user_properties.extend(properties)
     report.synthgate_verdict = verdict.status
 
 
@@ -257,8 +265,33 @@ def _build_state(config) -> _AuditState:
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise SynthgateError(f"--jobs must be a positive integer; got {jobs}")
-    session = AuditSession(dataset, audit_config, cache=cache, n_jobs=jobs)
+    accepted = _read_accepted(Path(options.baseline)) if options.baseline else None
+    session = AuditSession(dataset, audit_config, cache=cache, n_jobs=jobs, accepted=accepted)
     return _AuditState(session=session, summary_path=Path())
+
+
+def _read_accepted(path: Path) -> dict:
+    """Read the statistics of every check from an accepted run's ``summary.json``."""
+    from .report import SUMMARY_SCHEMA_VERSION
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SynthgateError(f"--baseline file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SynthgateError(f"--baseline {path} is not a readable summary.json: {error}") from None
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if version != SUMMARY_SCHEMA_VERSION:
+        raise SynthgateError(
+            f"--baseline {path} must be a synthgate summary.json with schema_version {SUMMARY_SCHEMA_VERSION}; "
+            f"got schema_version {version!r}"
+        )
+    accepted = {}
+    for check in document.get("checks", []):
+        qualifier = check.get("features") or check.get("role")
+        label = f"{check['name']}[{qualifier}]" if qualifier else check["name"]
+        accepted[label] = check["statistics"]
+    return accepted
 
 
 def _versions() -> dict:

@@ -115,3 +115,34 @@ def test_resized_images_are_reported_as_warning(tmp_path):
 
     assert run.verdict("image_size[generated]") == "warn"
     assert "large.png" in run.report.read_text()
+
+
+def test_baseline_regression_fails(demo_run, tmp_path):
+    import json
+
+    accepted = demo_run.summary
+    for check in accepted["checks"]:
+        if check["name"] == "duplicate_rate":
+            check["statistics"]["pair_fraction_excess"] -= 0.01
+    accepted_path = tmp_path / "accepted.json"
+    accepted_path.write_text(json.dumps(accepted))
+
+    run = run_audit(tmp_path, "--baseline", str(accepted_path), cache_dir=demo_run.report.parents[1] / "cache")
+
+    assert run.verdict("duplicate_rate[pixels]") == "fail", run.output
+    assert "accepted run + tolerance" in run.output
+
+
+def test_baseline_must_be_a_summary(tmp_path):
+    bad = tmp_path / "accepted.json"
+    bad.write_text('{"checks": []}')
+    run = run_audit(tmp_path, "--baseline", str(bad))
+    assert run.returncode == 4, run.output
+    assert "schema_version" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_junit_xml_carries_statistics(demo_run):
+    junit = (demo_run.report.parent / "junit.xml").read_text()
+    assert '<property name="statistic" value="auc"' in junit
+    assert '<property name="verdict" value="fail"' in junit

@@ -72,3 +72,30 @@ def test_result_is_read_only():
     result = _result(auc=0.9)
     with pytest.raises(TypeError):
         result.statistics["auc"] = 0.1
+
+
+def test_accepted_run_within_tolerance_passes():
+    spec = ThresholdSpec("separability_auc", "fail", (Bound("auc", "max", 0.9),), baseline_tolerance=0.02)
+    verdict = evaluate(_result(auc=0.81), spec, accepted={"auc": 0.8})
+    assert verdict.status == "pass"
+    assert len(verdict.outcomes) == 2
+
+
+def test_regression_beyond_tolerance_fails():
+    spec = ThresholdSpec("separability_auc", "fail", (Bound("auc", "max", 0.9),), baseline_tolerance=0.02)
+    verdict = evaluate(_result(auc=0.85), spec, accepted={"auc": 0.8})
+    assert verdict.status == "fail"
+    assert "auc <= 0.82 (accepted run + tolerance): observed 0.85 [VIOLATED]" in verdict.message
+
+
+def test_min_bound_ratchets_downwards():
+    spec = ThresholdSpec("separability_auc", "fail", (Bound("auc", "min", 0.1),), baseline_tolerance=0.0)
+    verdict = evaluate(_result(auc=0.4), spec, accepted={"auc": 0.5})
+    assert verdict.status == "fail"
+
+
+def test_accepted_run_without_statistic_is_ignored():
+    spec = ThresholdSpec("separability_auc", "fail", (Bound("auc", "max", 0.9),))
+    verdict = evaluate(_result(auc=0.85), spec, accepted={"other": 0.1})
+    assert verdict.status == "pass"
+    assert len(verdict.outcomes) == 1
