@@ -21,6 +21,7 @@ from .dataset import ImageSet, load_image_set
 from .errors import ConfigError
 from .features import compute_features, get_extractor
 from .gate import Verdict, evaluate
+from .manifest import build_manifest
 from .registry import CHECK_SPECS
 
 __all__ = ["AuditSession", "RecordedVerdict"]
@@ -86,6 +87,7 @@ class AuditSession:
         self._image_sets: dict[str, ImageSet] = {}
         self._features: dict[tuple[str, str], Any] = {}
         self._extractors: dict[str, Any] = {}
+        self._manifests: dict[str, Any] = {}
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -160,11 +162,9 @@ class AuditSession:
                 self.features("real", features), self.features("generated", features), **kwargs
             )
         else:
-            image_set = self.image_set(role)
-            kwargs = dict(threshold.params_dict)
-            if check == "image_count":
-                kwargs["expected"] = self.dataset.expected_counts[role]
-            result = spec.compute(image_set, **kwargs)
+            kwargs = self._set_context_arguments(spec.compute, role)
+            kwargs.update(threshold.params_dict)
+            result = spec.compute(self.image_set(role), **kwargs)
 
         label = _label(check, features or role)
         verdict = evaluate(result, threshold, accepted=self.accepted.get(label))
@@ -179,6 +179,27 @@ class AuditSession:
             )
         )
         return verdict
+
+    def manifest(self, role: str):
+        """Return the per-image manifest of ``role`` (built once); see :mod:`synthgate.manifest`."""
+        if role not in self._manifests:
+            intensity = compute_features(
+                self.image_set(role), self.extractor("intensity"), cache=self.cache, n_jobs=self.n_jobs
+            )
+            self._manifests[role] = build_manifest(self.image_set(role), intensity)
+        return self._manifests[role]
+
+    def _set_context_arguments(self, compute, role: str) -> dict:
+        """Fill the keyword arguments of a check on one image set that come from the dataset."""
+        parameters = inspect.signature(compute).parameters
+        kwargs = {}
+        if "expected" in parameters:
+            kwargs["expected"] = self.dataset.expected_counts[role]
+        if "manifest" in parameters:
+            kwargs["manifest"] = self.manifest(role)
+        if "real_manifest" in parameters:
+            kwargs["real_manifest"] = self.manifest("real")
+        return kwargs
 
     def _context_arguments(self, compute, features: str) -> dict:
         """Fill the keyword arguments that come from the dataset rather than from thresholds.toml."""

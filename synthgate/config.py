@@ -320,6 +320,8 @@ def _same_kind(value, default):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, (int, float))
+    if isinstance(default, tuple):
+        return isinstance(value, list)
     return isinstance(value, type(default))
 
 

@@ -95,7 +95,7 @@ def pytest_generate_tests(metafunc):
     if "features" in metafunc.fixturenames:
         metafunc.parametrize("features", session.config.features(check, session.dataset.name))
     if "role" in metafunc.fixturenames:
-        roles = session.roles
+        roles = [role for role in session.roles if role in CHECK_SPECS[check].roles]
         if check == "image_count":
             roles = [role for role in roles if role in session.dataset.expected_counts]
             if not roles:

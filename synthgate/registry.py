@@ -13,7 +13,7 @@ CATEGORIES = ("integrity", "privacy", "fidelity", "diversity")
 
 # Keyword arguments that the audit fills from the dataset itself; thresholds.toml may not set them.
 CONTEXT_ARGUMENTS = frozenset(
-    {"real_groups", "feature_names", "real_pixel_hashes", "generated_pixel_hashes", "expected"}
+    {"real_groups", "feature_names", "real_pixel_hashes", "generated_pixel_hashes", "expected", "manifest", "real_manifest"}
 )
 
 
@@ -31,12 +31,15 @@ class CheckSpec:
         One of CATEGORIES; groups the scorecard.
     takes_features : bool
         True when ``compute_<name>`` takes feature matrices, False when it takes one ImageSet.
+    roles : tuple of str
+        For a check on one ImageSet, the roles it applies to.
     """
 
     name: str
     module: str
     category: str
     takes_features: bool
+    roles: tuple[str, ...] = ("real", "generated", "holdout")
 
     def _module(self):
         return importlib.import_module(self.module)
@@ -62,6 +65,18 @@ CHECK_SPECS: dict[str, CheckSpec] = {
         CheckSpec("decodable", "synthgate.integrity.decodable", "integrity", takes_features=False),
         CheckSpec("image_size", "synthgate.integrity.image_size", "integrity", takes_features=False),
         CheckSpec("image_count", "synthgate.integrity.image_count", "integrity", takes_features=False),
+        CheckSpec("png_mode", "synthgate.integrity.contract", "integrity", takes_features=False),
+        CheckSpec("grey_palette", "synthgate.integrity.contract", "integrity", takes_features=False),
+        CheckSpec("bit_depth", "synthgate.integrity.contract", "integrity", takes_features=False),
+        CheckSpec("unique_hashes", "synthgate.integrity.contract", "integrity", takes_features=False),
+        CheckSpec(
+            "no_shared_hashes", "synthgate.integrity.contract", "integrity", takes_features=False,
+            roles=("generated", "holdout"),
+        ),
+        CheckSpec(
+            "intensity_range", "synthgate.integrity.contract", "integrity", takes_features=False,
+            roles=("generated", "holdout"),
+        ),
         CheckSpec("nearest_real_distance", "synthgate.checks.nearest_real_distance", "privacy", True),
         CheckSpec("separability_auc", "synthgate.checks.separability_auc", "fidelity", True),
         CheckSpec("texture_gap", "synthgate.checks.texture_gap", "fidelity", True),

@@ -20,6 +20,7 @@ import numpy as np
 
 from .body_mask import BODY_MASK_VERSION, body_mask, body_masks
 from .extract import compute_features
+from .intensity import IntensityExtractor
 from .pixels import PixelExtractor
 from .texture import TextureExtractor
 
@@ -27,6 +28,7 @@ __all__ = [
     "FeatureExtractor",
     "PixelExtractor",
     "TextureExtractor",
+    "IntensityExtractor",
     "EXTRACTORS",
     "EXTRACTOR_NAMES",
     "get_extractor",
@@ -67,6 +69,7 @@ class FeatureExtractor(Protocol):
 EXTRACTORS = {
     PixelExtractor.name: PixelExtractor,
     TextureExtractor.name: TextureExtractor,
+    IntensityExtractor.name: IntensityExtractor,
 }
 EXTRACTOR_NAMES = tuple(EXTRACTORS)
 
