@@ -121,6 +121,10 @@ class AuditSession:
             )
         return self._image_sets[role]
 
+    def loaded_image_sets(self) -> dict:
+        """Return the image sets loaded so far, by role, without loading any other."""
+        return dict(self._image_sets)
+
     def extractor(self, features: str):
         if features not in self._extractors:
             self._extractors[features] = get_extractor(features)

@@ -187,7 +187,16 @@ class _Reporter:
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         from .report import render_scorecard
 
-        prefix.append(render_scorecard(self.state.session.verdicts, self.state.errors, self.state.session.dataset))
+        session = self.state.session
+        counts = {
+            role: (len(image_set), len(image_set.failures))
+            for role, image_set in session.loaded_image_sets().items()
+        }
+        prefix.append(
+            render_scorecard(
+                session.verdicts, self.state.errors, session.dataset, counts_by_role=counts, versions=_versions()
+            )
+        )
 
     def pytest_html_results_table_header(self, cells):
         cells.insert(1, "<th>Verdict</th>")
@@ -296,7 +305,11 @@ def _read_accepted(path: Path) -> dict:
 
 def _versions() -> dict:
     versions = {}
-    for package in ("synthgate", "numpy", "scipy", "scikit-image", "scikit-learn", "pillow", "pytest", "pytest-html"):
+    packages = (
+        "synthgate", "numpy", "scipy", "scikit-image", "scikit-learn", "pillow", "pytest", "pytest-html",
+        "great-expectations",
+    )
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

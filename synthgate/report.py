@@ -71,8 +71,12 @@ def render_evidence(recorded, session) -> str:
     return "\n".join(parts)
 
 
-def render_scorecard(recorded_verdicts, errors, dataset) -> str:
-    """Return the summary table for the top of the report, grouped by category."""
+def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None, versions=None) -> str:
+    """Return the top of the report: the verdict in one line, the dataset, and the scorecard.
+
+    ``counts_by_role`` maps each loaded role to (usable images, excluded files); ``versions``
+    maps package names to versions. Both are shown above the scorecard when given.
+    """
     counts = {status: 0 for status in ("pass", "warn", "fail")}
     for recorded in recorded_verdicts:
         counts[recorded.verdict.status] += 1
@@ -106,12 +110,34 @@ def render_scorecard(recorded_verdicts, errors, dataset) -> str:
         for role in ("real", "generated", "holdout")
         if dataset.folder(role) is not None
     )
+    details = [f"<p>{folders}</p>"]
+    if counts_by_role:
+        details.append(
+            "<p><b>Images:</b> "
+            + ", ".join(
+                f"{role} {usable} usable" + (f" + {excluded} excluded" if excluded else "")
+                for role, (usable, excluded) in counts_by_role.items()
+            )
+            + "</p>"
+        )
+    feature_sets = sorted({r.features for r in recorded_verdicts if r.features})
+    seeds = sorted({str(r.verdict.result.params["seed"]) for r in recorded_verdicts if "seed" in r.verdict.result.params})
+    details.append(
+        f"<p><b>Feature sets:</b> {html.escape(', '.join(feature_sets) or 'none')}; "
+        f"<b>seeds:</b> {html.escape(', '.join(seeds) or 'none')}</p>"
+    )
+    if versions:
+        details.append(
+            "<p><b>Versions:</b> "
+            + html.escape(", ".join(f"{name} {version}" for name, version in versions.items()))
+            + "</p>"
+        )
     return (
         f"<h2>synthgate audit of dataset '{html.escape(dataset.name)}'</h2>"
         f"<p style='font-size:1.3em;color:{colour}'><b>{headline}</b>: {counts['pass']} passed, "
         f"{counts['warn']} warnings, {counts['fail']} failed, {len(errors)} errors.</p>"
-        f"<p>{folders}</p>"
-        "<table class='synthgate-scorecard' border='1' cellpadding='4' style='border-collapse:collapse'>"
+        + "".join(details)
+        + "<table class='synthgate-scorecard' border='1' cellpadding='4' style='border-collapse:collapse'>"
         "<tr><th>category</th><th>check</th><th>features / set</th><th>statistic</th><th>threshold</th>"
         "<th>baseline</th><th>n real / generated</th><th>verdict</th></tr>"
         + "".join(rows)
@@ -131,6 +157,7 @@ def write_summary(path: Path, recorded_verdicts, errors, session, versions) -> N
                 "name": recorded.check,
                 "category": recorded.category,
                 "features": recorded.features,
+                "encoder": recorded.features,
                 "role": recorded.role,
                 "statistic": result.statistic,
                 "value": result.value,
