@@ -98,3 +98,37 @@ def test_manifest_lists_every_file(session):
     assert len(manifest) == 12
     assert manifest["decodable"].all()
     assert set(manifest["png_mode"]) >= {"P", "RGB", "L"}
+
+
+def test_image_count_compares_usable_images(session):
+    from dataclasses import replace
+
+    counted = AuditSession(
+        replace(session.dataset, expected_counts={"generated": 13, "real": 52}),
+        session.config,
+        cache=session.cache,
+    )
+    generated = counted.run("image_count", role="generated")
+    real = counted.run("image_count", role="real")
+    assert generated.status == "fail"
+    assert generated.result.statistics["count"] == 12
+    assert generated.result.statistics["count_error"] == 1
+    assert real.status == "pass"
+
+
+def test_decodable_lists_reason(tmp_path):
+    real = tmp_path / "real"
+    shutil.copytree(DEMO / "real", real)
+    generated = tmp_path / "generated"
+    shutil.copytree(DEMO / "generated", generated)
+    (generated / "empty.png").write_bytes(b"")
+    dataset = folder_dataset(real, generated, groups="folder")
+    counted = AuditSession(dataset, load_config(REPO / "thresholds.toml"), cache=FeatureCache(None))
+
+    verdict = counted.run("decodable", role="generated")
+
+    assert verdict.status == "fail"
+    assert verdict.result.statistics["unexpected_count"] == 1
+    row = verdict.result.evidence.table[0]
+    assert row["file"] == "empty.png"
+    assert "empty file" in row["reason"]

@@ -1,8 +1,8 @@
 """The integrity contract: expectations on the per-image manifest, validated with Great Expectations.
 
 Each expectation is its own check (``png_mode``, ``grey_palette``, ``bit_depth``,
-``unique_hashes``, ``no_shared_hashes``, ``intensity_range``) with its parameters and severity in
-``thresholds.toml``. Every check returns the number and share of offending files and lists them.
+``unique_hashes``, ``no_shared_hashes``, ``intensity_range`` here; ``decodable``, ``image_size``
+and ``image_count`` in their own modules) with its parameters and severity in ``thresholds.toml``. Every check returns the number and share of offending files and lists them.
 Validation uses an ephemeral Great Expectations 1.x context with analytics and progress bars
 off, so it writes nothing to disk and prints nothing.
 """
@@ -23,6 +23,8 @@ __all__ = [
     "compute_unique_hashes",
     "compute_no_shared_hashes",
     "compute_intensity_range",
+    "validate_rows",
+    "batch_definition",
     "STATISTICS",
 ]
 
@@ -45,7 +47,7 @@ def compute_png_mode(image_set, *, manifest, value_set=("L", "P")) -> CheckResul
 
     rows = manifest[manifest["decodable"]]
     expectation = gx.expectations.ExpectColumnValuesToBeInSet(column="png_mode", value_set=list(value_set))
-    return _result("png_mode", image_set, rows, expectation, "png_mode", {"value_set": list(value_set)})
+    return validate_rows("png_mode", image_set, rows, expectation, "png_mode", {"value_set": list(value_set)})
 
 
 def compute_grey_palette(image_set, *, manifest) -> CheckResult:
@@ -58,7 +60,7 @@ def compute_grey_palette(image_set, *, manifest) -> CheckResult:
 
     rows = manifest[manifest["decodable"] & (manifest["png_mode"] == "P")]
     expectation = gx.expectations.ExpectColumnValuesToBeInSet(column="palette_is_grey", value_set=[True])
-    return _result("grey_palette", image_set, rows, expectation, "png_mode", {})
+    return validate_rows("grey_palette", image_set, rows, expectation, "png_mode", {})
 
 
 def compute_bit_depth(image_set, *, manifest, value=8) -> CheckResult:
@@ -67,7 +69,7 @@ def compute_bit_depth(image_set, *, manifest, value=8) -> CheckResult:
 
     rows = manifest[manifest["decodable"]]
     expectation = gx.expectations.ExpectColumnValuesToBeInSet(column="bit_depth", value_set=[value])
-    return _result("bit_depth", image_set, rows, expectation, "bit_depth", {"value": value})
+    return validate_rows("bit_depth", image_set, rows, expectation, "bit_depth", {"value": value})
 
 
 def compute_unique_hashes(image_set, *, manifest) -> CheckResult:
@@ -80,7 +82,7 @@ def compute_unique_hashes(image_set, *, manifest) -> CheckResult:
 
     rows = manifest[manifest["sha256"].notna()]
     expectation = gx.expectations.ExpectColumnValuesToBeUnique(column="sha256")
-    return _result("unique_hashes", image_set, rows, expectation, "sha256", {})
+    return validate_rows("unique_hashes", image_set, rows, expectation, "sha256", {})
 
 
 def compute_no_shared_hashes(image_set, *, manifest, real_manifest) -> CheckResult:
@@ -94,7 +96,7 @@ def compute_no_shared_hashes(image_set, *, manifest, real_manifest) -> CheckResu
     rows = manifest[manifest["sha256"].notna()]
     real_hashes = sorted(set(real_manifest["sha256"].dropna()))
     expectation = gx.expectations.ExpectColumnValuesToNotBeInSet(column="sha256", value_set=real_hashes)
-    return _result("no_shared_hashes", image_set, rows, expectation, "sha256", {"real_files": len(real_hashes)})
+    return validate_rows("no_shared_hashes", image_set, rows, expectation, "sha256", {"real_files": len(real_hashes)})
 
 
 def compute_intensity_range(image_set, *, manifest, real_manifest, margin=0.0) -> CheckResult:
@@ -116,11 +118,11 @@ def compute_intensity_range(image_set, *, manifest, real_manifest, margin=0.0) -
         column="mean_intensity", min_value=low, max_value=high
     )
     params = {"margin": margin, "min_value": low, "max_value": high}
-    return _result("intensity_range", image_set, rows, expectation, "mean_intensity", params)
+    return validate_rows("intensity_range", image_set, rows, expectation, "mean_intensity", params)
 
 
 @functools.lru_cache(maxsize=1)
-def _batch_definition():
+def batch_definition():
     """Return a whole-dataframe batch definition in an ephemeral context, built once per process."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
@@ -132,11 +134,15 @@ def _batch_definition():
     return asset.add_batch_definition_whole_dataframe("whole manifest")
 
 
-def _result(check, image_set, rows, expectation, value_column, params) -> CheckResult:
-    """Validate ``expectation`` on ``rows`` and turn the outcome into a CheckResult."""
+def validate_rows(check, image_set, rows, expectation, value_column, params) -> CheckResult:
+    """Validate ``expectation`` on ``rows`` of a manifest and turn the outcome into a CheckResult.
+
+    The evidence table lists up to 50 offending files with their ``value_column``; the
+    statistics count all of them.
+    """
     rows = rows.reset_index(drop=True)
     if len(rows):
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": rows})
+        batch = batch_definition().get_batch(batch_parameters={"dataframe": rows})
         outcome = batch.validate(expectation, result_format={"result_format": "COMPLETE"})
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
             raise RuntimeError(f"Great Expectations failed on {check}: {outcome.exception_info}")

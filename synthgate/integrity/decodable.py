@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-from ..result import CheckResult, Evidence
+from ..result import CheckResult
+from .contract import STATISTICS, validate_rows
 
 __all__ = ["compute_decodable", "STATISTICS"]
 
-STATISTICS = {
-    "failed_files": "files that could not be used (undecodable or constant); higher is worse",
-    "failed_share": "failed_files / files found; higher is worse",
-}
 
-MAX_LISTED_FILES = 50
+def compute_decodable(image_set, *, manifest) -> CheckResult:
+    """Count the files of one set that could not be decoded or hold no usable slice.
 
-
-def compute_decodable(image_set) -> CheckResult:
-    """Count the files of one set that could not be decoded or hold a constant image.
+    A file is unusable when it does not decode (corrupt, truncated, empty, not an image, too
+    large), when every pixel is equal, or when no pixel reaches soft tissue. Such files are
+    excluded from every other check, so this check names each one with its reason.
 
     Parameters
     ----------
     image_set : synthgate.dataset.ImageSet
-        A loaded set; its ``failures`` are the files that were excluded from every other check.
+        A loaded set.
+    manifest : pandas.DataFrame
+        Its manifest (:func:`synthgate.manifest.build_manifest`), one row per file found.
 
     Returns
     -------
     CheckResult
-        ``failed_files`` and ``failed_share``; the evidence table lists up to 50 failed files
-        with the reason, and ``params["listed"]`` says how many are listed.
+        ``unexpected_count`` (unusable files) and ``unexpected_share`` (of files found); the
+        evidence table lists up to 50 files with the reason.
     """
-    n_failed = len(image_set.failures)
-    n_found = len(image_set) + n_failed
-    rows = tuple(
-        {"file": _relative(failure.path, image_set.root), "reason": failure.reason}
-        for failure in image_set.failures[:MAX_LISTED_FILES]
-    )
-    return CheckResult(
-        check="decodable",
-        statistic="failed_files",
-        statistics={"failed_files": float(n_failed), "failed_share": n_failed / n_found if n_found else 0.0},
-        n_real=n_found if image_set.role != "generated" else 0,
-        n_generated=n_found if image_set.role == "generated" else 0,
-        params={"role": image_set.role, "listed": len(rows), "files_found": n_found},
-        evidence=Evidence(table=rows),
-    )
+    import great_expectations as gx
 
-
-def _relative(path, root):
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    expectation = gx.expectations.ExpectColumnValuesToBeInSet(column="decodable", value_set=[True])
+    return validate_rows("decodable", image_set, manifest, expectation, "reason", {})
