@@ -1,4 +1,7 @@
-"""Fidelity audits: can the generated set be told apart from the real one?"""
+"""Fidelity audits: can the generated set be told apart from the real one?
+
+PYTEST_DONT_REWRITE: the assertion message alone explains a verdict.
+"""
 
 
 def test_separability_auc(audit, features):

@@ -12,15 +12,17 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from .cache import FeatureCache
 from .config import AuditConfig, DatasetConfig
 from .dataset import ImageSet, load_image_set
-from .errors import ConfigError
-from .features import compute_features, get_extractor
+from .errors import ConfigError, SynthgateWarning
+from .features import EXTRACTORS, compute_features, get_extractor
 from .gate import Verdict, evaluate
+from .groups import INFERRED_GROUP_SIMILARITY, infer_groups
 from .manifest import build_manifest
 from .registry import CHECK_SPECS
 
@@ -88,6 +90,8 @@ class AuditSession:
         self._features: dict[tuple[str, str], Any] = {}
         self._extractors: dict[str, Any] = {}
         self._manifests: dict[str, Any] = {}
+        self._real_groups: tuple[str, ...] | None = None
+        self.group_source: str | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -121,13 +125,41 @@ class AuditSession:
             )
         return self._image_sets[role]
 
+    def real_groups(self) -> tuple[str, ...]:
+        """Return the patient group of each real image, inferring them when none are given.
+
+        Without patient ids, slices are chained into pseudo-patients by pixel similarity
+        (:func:`synthgate.groups.infer_groups`), with a warning, so that neighbouring slices of
+        one scan never serve as each other's reference. ``group_source`` says which applies.
+        """
+        if self._real_groups is None:
+            real = self.image_set("real")
+            if real.groups is not None:
+                self._real_groups = real.groups
+                self.group_source = "given"
+            else:
+                self._real_groups = infer_groups(self.features("real", "pixels"))
+                self.group_source = "inferred"
+                message = (
+                    f"no patient groups for the real set: {len(set(self._real_groups))} groups of "
+                    f"{len(real)} slices were inferred by chaining slices with pixel cosine similarity "
+                    f">= {INFERRED_GROUP_SIMILARITY}; give --groups or groups = ... for exact patients"
+                )
+                logger.warning(message)
+                warnings.warn(message, SynthgateWarning, stacklevel=2)
+        return self._real_groups
+
     def loaded_image_sets(self) -> dict:
         """Return the image sets loaded so far, by role, without loading any other."""
         return dict(self._image_sets)
 
     def extractor(self, features: str):
         if features not in self._extractors:
-            self._extractors[features] = get_extractor(features)
+            # Extractors that only accept one slice shape are built for the audit's image size.
+            extractor_class = EXTRACTORS.get(features)
+            takes_shape = extractor_class is not None and "shape" in inspect.signature(extractor_class).parameters
+            params = {"shape": self.config.image_size} if takes_shape else {}
+            self._extractors[features] = get_extractor(features, **params)
         return self._extractors[features]
 
     def features(self, role: str, features: str):
@@ -144,8 +176,9 @@ class AuditSession:
     def run(self, check: str, *, features: str | None = None, role: str | None = None) -> Verdict:
         """Compute ``check`` on this dataset, judge it against its thresholds and record the verdict.
 
-        Feature checks compare the real and the generated set on ``features``; integrity checks
-        look at the one set named by ``role``.
+        Feature checks compare the real and the generated set on ``features``; image checks
+        (``takes_images``) get both image sets; integrity checks look at the one set named by
+        ``role``.
 
         Raises
         ------
@@ -155,20 +188,25 @@ class AuditSession:
         """
         spec = CHECK_SPECS[check]
         threshold = self.config.threshold(check, self.dataset.name)
+        reason = self.unavailable_reason(check)
+        if reason is not None:
+            raise ConfigError(reason)
         started = time.perf_counter()
 
-        if spec.takes_features:
-            if features is None:
-                raise ConfigError(f"{check} needs a feature set; valid: {', '.join(self.config.features(check))}")
-            kwargs = self._context_arguments(spec.compute, features)
-            kwargs.update(threshold.params_dict)
-            result = spec.compute(
-                self.features("real", features), self.features("generated", features), **kwargs
-            )
-        else:
-            kwargs = self._set_context_arguments(spec.compute, role)
-            kwargs.update(threshold.params_dict)
-            result = spec.compute(self.image_set(role), **kwargs)
+        try:
+            result = self._compute(spec, threshold, features, role)
+        except ValueError as error:
+            if isinstance(error, ConfigError):
+                raise
+            # The validators name the parameter: when it is one set in thresholds.toml, the
+            # user can fix it, so report the key instead of a traceback.
+            configured = [name for name in threshold.params_dict if name in str(error)]
+            if not configured:
+                raise
+            raise ConfigError(
+                f"invalid value of {', '.join(f'checks.{check}.params.{name}' for name in configured)} "
+                f"in {self.config.path} (or its dataset override): {error}"
+            ) from None
 
         label = _label(check, features or role)
         verdict = evaluate(result, threshold, accepted=self.accepted.get(label))
@@ -183,6 +221,22 @@ class AuditSession:
             )
         )
         return verdict
+
+    def _compute(self, spec, threshold, features, role):
+        """Call the check's ``compute_<name>`` with its inputs, context and parameters."""
+        if spec.takes_features:
+            if features is None:
+                raise ConfigError(f"{spec.name} needs a feature set; valid: {', '.join(self.config.features(spec.name))}")
+            kwargs = self._context_arguments(spec.compute, features)
+            kwargs.update(threshold.params_dict)
+            return spec.compute(self.features("real", features), self.features("generated", features), **kwargs)
+        if spec.takes_images:
+            kwargs = self._context_arguments(spec.compute, None)
+            kwargs.update(threshold.params_dict)
+            return spec.compute(self.image_set("real"), self.image_set("generated"), **kwargs)
+        kwargs = self._set_context_arguments(spec.compute, role)
+        kwargs.update(threshold.params_dict)
+        return spec.compute(self.image_set(role), **kwargs)
 
     def manifest(self, role: str):
         """Return the per-image manifest of ``role`` (built once); see :mod:`synthgate.manifest`."""
@@ -205,15 +259,38 @@ class AuditSession:
             kwargs["real_manifest"] = self.manifest("real")
         return kwargs
 
-    def _context_arguments(self, compute, features: str) -> dict:
+    def _context_arguments(self, compute, features: str | None) -> dict:
         """Fill the keyword arguments that come from the dataset rather than from thresholds.toml."""
         parameters = inspect.signature(compute).parameters
         real = self.image_set("real")
         generated = self.image_set("generated")
         available = {
-            "real_groups": real.groups,
-            "feature_names": tuple(self.extractor(features).feature_names),
+            "real_groups": self.real_groups() if "real_groups" in parameters else None,
+            "feature_names": tuple(self.extractor(features).feature_names) if features else None,
             "real_pixel_hashes": tuple(info.pixel_sha256 for info in real.infos),
             "generated_pixel_hashes": tuple(info.pixel_sha256 for info in generated.infos),
+            "real_images": real,
+            "generated_images": generated,
         }
+        # The holdout set is loaded only for checks that take it, and only when it is configured.
+        if "holdout" in parameters and self.dataset.holdout is not None and features:
+            available["holdout"] = self.features("holdout", features)
+        if "holdout_groups" in parameters and self.dataset.holdout is not None:
+            available["holdout_groups"] = self.image_set("holdout").groups
         return {name: value for name, value in available.items() if name in parameters}
+
+    def unavailable_reason(self, check: str) -> str | None:
+        """Return why ``check`` cannot run on this dataset (an input it requires is missing), or None."""
+        spec = CHECK_SPECS[check]
+        name = self.dataset.name
+        if "holdout" in spec.requires and self.dataset.holdout is None:
+            return (
+                f"{check} needs a holdout set (real images NOT used to train the generator): add "
+                f'holdout = "<folder>" to [datasets.{name}] in thresholds.toml, or pass --holdout DIR with --real'
+            )
+        if "groups" in spec.requires and self.image_set("real").groups is None:
+            return (
+                f"{check} needs the patient of each real image: add groups = \"folder\" (one folder per "
+                f"patient) or a CSV file,patient_id to [datasets.{name}] in thresholds.toml, or pass --groups"
+            )
+        return None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,8 +254,10 @@ def _check_table(check, table, key, path, *, require_bound):
     bound_keys = {f"{kind}_{statistic}" for statistic in spec.statistics for kind in ("max", "min")}
     for name, value in table.items():
         if name in bound_keys:
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"{path}: {key}.{name} must be a number; got {value!r} ({type(value).__name__})")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(
+                    f"{path}: {key}.{name} must be a finite number; got {value!r} ({type(value).__name__})"
+                )
         elif name not in _CHECK_KEYS:
             valid = sorted(_CHECK_KEYS | bound_keys)
             raise ConfigError(

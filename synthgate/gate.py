@@ -10,6 +10,8 @@ from .result import CheckResult
 __all__ = ["Bound", "ThresholdSpec", "BoundOutcome", "Verdict", "evaluate", "SEVERITIES"]
 
 SEVERITIES = ("fail", "warn")
+# Offending files named in a failure message; the report lists more.
+MESSAGE_FILES = 5
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,12 @@ class Verdict:
     def message(self) -> str:
         """One line per bound: observed value, limit, baseline and sample sizes."""
         result = self.result
-        lines = [
-            f"{result.check}: {self.status.upper()} (severity {self.spec.severity}, "
-            f"n_real={result.n_real}, n_generated={result.n_generated})"
-        ]
+        role = result.params.get("role")
+        if role is not None:
+            sizes = f"{role} set, {max(result.n_real, result.n_generated)} files"
+        else:
+            sizes = f"n_real={result.n_real}, n_generated={result.n_generated}"
+        lines = [f"{result.check}: {self.status.upper()} (severity {self.spec.severity}, {sizes})"]
         meanings = _statistic_meanings(result.check)
         for outcome in self.outcomes:
             mark = "ok" if outcome.passed else "VIOLATED"
@@ -117,6 +121,13 @@ class Verdict:
         if result.interval is not None:
             low, high = result.interval
             lines.append(f"  {result.statistic} {result.interval_kind}: [{low:.4g}, {high:.4g}]")
+        files = [row for row in result.evidence.table if "file" in row]
+        if files and not self.passed:
+            listed = ", ".join(
+                str(row["file"]) + (f" ({row['reason']})" if row.get("reason") else "") for row in files[:MESSAGE_FILES]
+            )
+            more = f" and {len(files) - MESSAGE_FILES} more listed in the report" if len(files) > MESSAGE_FILES else ""
+            lines.append(f"  files: {listed}{more}")
         return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """The per-image manifest: one row per file that matched the pattern, usable or not.
 
-The manifest is what the integrity contract validates with Great Expectations. It holds the
+The manifest is what the integrity contract validates with Great Expectations. It contains the
 facts a data steward checks before anything statistical: format, size, decodability, content
 hash and a grey-level summary.
 """

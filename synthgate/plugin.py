@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +29,7 @@ from .audit import AuditSession
 from .cache import FeatureCache, default_cache_dir
 from .config import DEFAULT_PATTERN, folder_dataset, load_config
 from .errors import SynthgateError
-from .images import list_images
+from .images import list_images, read_groups
 from .registry import CHECK_SPECS
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class _AuditState:
     session: AuditSession
     summary_path: Path
     errors: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
 
 
 _STATE = pytest.StashKey[_AuditState]()
@@ -121,13 +123,18 @@ class AuditFixture:
         """Run check ``name`` and return its :class:`~synthgate.gate.Verdict`.
 
         A :class:`~synthgate.errors.SynthgateError` (unusable data) fails the test with its
-        message and no traceback.
+        message and no traceback. A check whose input the dataset lacks (a holdout, patient
+        groups) is skipped with a reason that names what to add.
         """
         __tracebackhide__ = True
+        reason = self.session.unavailable_reason(name)
+        if reason is not None:
+            label = f"{name}[{features or role}]" if features or role else name
+            self._state.skipped.append((label, reason))
+            pytest.skip(reason)
         try:
             verdict = self.session.run(name, features=features, role=role)
         except SynthgateError as error:
-            self._state.errors.append((self._node.nodeid, str(error)))
             pytest.fail(f"{name}: {error}", pytrace=False)
         self._node.stash[_RECORDED] = self.session.verdicts[-1]
         return verdict
@@ -148,7 +155,14 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     recorded = item.stash.get(_RECORDED, None)
     state = item.config.stash.get(_STATE, None)
-    if report.when != "call" or recorded is None or state is None:
+    if state is None or "audit" not in getattr(item, "fixturenames", ()):
+        return
+    if report.failed and (report.when != "call" or recorded is None):
+        # The check did not produce a verdict (invalid data, a bug, a failing fixture): the
+        # release is blocked and the scorecard and summary.json list it as an error.
+        state.errors.append((item.nodeid, _failure_message(call, report)))
+        return
+    if report.when != "call" or recorded is None:
         return
 
     from pytest_html import extras
@@ -167,6 +181,17 @@ def pytest_runtest_makereport(item, call):
     item.user_properties.extend(properties)
     report.user_properties.extend(properties)
     report.synthgate_verdict = verdict.status
+
+
+def _failure_message(call, report) -> str:
+    """Return the one-line reason a test failed without a verdict."""
+    if call.excinfo is not None:
+        error = call.excinfo.value
+        text = str(error).strip() or type(error).__name__
+        if not isinstance(error, (SynthgateError, pytest.fail.Exception)):
+            text = f"{type(error).__name__}: {text}"
+        return text.splitlines()[0] if len(text) > 300 else text
+    return report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "failed"
 
 
 def pytest_report_teststatus(report, config):
@@ -194,7 +219,8 @@ class _Reporter:
         }
         prefix.append(
             render_scorecard(
-                session.verdicts, self.state.errors, session.dataset, counts_by_role=counts, versions=_versions()
+                session.verdicts, self.state.errors, session.dataset, counts_by_role=counts, versions=_versions(),
+                group_source=session.group_source, skipped=self.state.skipped,
             )
         )
 
@@ -203,6 +229,9 @@ class _Reporter:
 
     def pytest_html_results_table_row(self, report, cells):
         status = getattr(report, "synthgate_verdict", "")
+        if status == "warn":
+            # pytest-html would show "Passed": the test passed, but the check failed a warn bound.
+            cells[0] = cells[0].replace(">Passed<", ">Passed with warning<")
         cells.insert(1, f'<td class="col-verdict">{status.upper()}</td>')
 
     def pytest_sessionfinish(self, session):
@@ -210,19 +239,26 @@ class _Reporter:
 
         write_summary(
             self.state.summary_path, self.state.session.verdicts, self.state.errors,
-            self.state.session, _versions(),
+            self.state.session, _versions(), skipped=self.state.skipped,
         )
 
     def pytest_terminal_summary(self, terminalreporter):
         terminalreporter.write_sep("=", "synthgate scorecard")
+        from .report import judged_statistics
+
         for recorded in self.state.session.verdicts:
-            result = recorded.verdict.result
             bounds = "; ".join(outcome.bound.describe() for outcome in recorded.verdict.outcomes)
             terminalreporter.write_line(
-                f"{recorded.verdict.status.upper():5} {recorded.label:40} {result.statistic}={result.value:.4g}  ({bounds})"
+                f"{recorded.verdict.status.upper():5} {recorded.label:40} {judged_statistics(recorded.verdict)}  [{bounds}]"
             )
         for label, message in self.state.errors:
             terminalreporter.write_line(f"ERROR {label}: {message}")
+        for label, reason in self.state.skipped:
+            terminalreporter.write_line(f"SKIP  {label}: {reason}")
+        if self.state.session.group_source == "inferred":
+            terminalreporter.write_line(
+                "NOTE  no patient groups given: real slices were grouped by pixel similarity (pass --groups for exact patients)"
+            )
         terminalreporter.write_line(f"summary: {self.state.summary_path}")
 
 
@@ -249,9 +285,12 @@ def _build_state(config) -> _AuditState:
             raise SynthgateError("--real and --generated must be given together")
         if options.dataset:
             raise SynthgateError("use either --dataset or --real/--generated, not both")
+        # Name the run after the generated folder, so that audits of different folders do not
+        # overwrite each other's reports/<name>/.
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(options.generated).resolve().name) or "custom"
         dataset = folder_dataset(
             options.real, options.generated, holdout=options.holdout, groups=options.groups,
-            pattern=options.pattern or DEFAULT_PATTERN,
+            pattern=options.pattern or DEFAULT_PATTERN, name=name,
         )
     else:
         if options.holdout or options.groups:
@@ -263,10 +302,22 @@ def _build_state(config) -> _AuditState:
             dataset = replace(dataset, pattern=options.pattern)
 
     # List every folder now, so that a missing or empty folder stops the run before any test.
+    # List every folder and read the patient groups now, so that a missing or empty folder or
+    # an incomplete groups file stops the run before any test.
+    group_specs = {"real": dataset.groups, "holdout": dataset.holdout_groups}
     for role in ("real", "generated", "holdout"):
         folder = dataset.folder(role)
-        if folder is not None:
-            list_images(folder, pattern=dataset.pattern, role=f"{dataset.name} {role}")
+        if folder is None:
+            continue
+        paths = list_images(folder, pattern=dataset.pattern, role=role)
+        if group_specs.get(role) is not None:
+            read_groups(group_specs[role], folder, paths)
+    missing = sorted(set(CHECK_SPECS) - set(audit_config.checks))
+    if missing:
+        raise SynthgateError(
+            f"{audit_config.path} has no [checks.<name>] table for: {', '.join(missing)}; every check needs "
+            "one so that none is skipped silently (use severity = \"warn\" to report a check without gating)"
+        )
     for check in audit_config.checks:
         audit_config.threshold(check, dataset.name)
 
@@ -307,7 +358,7 @@ def _versions() -> dict:
     versions = {}
     packages = (
         "synthgate", "numpy", "scipy", "scikit-image", "scikit-learn", "pillow", "pytest", "pytest-html",
-        "great-expectations",
+        "great-expectations", "curvelets",
     )
     for package in packages:
         try:

@@ -6,15 +6,20 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-__all__ = ["CheckSpec", "CHECK_SPECS", "CONTEXT_ARGUMENTS", "FEATURE_SETS", "CATEGORIES"]
+__all__ = ["CheckSpec", "CHECK_SPECS", "CONTEXT_ARGUMENTS", "FEATURE_SETS", "CATEGORIES", "REQUIREMENTS"]
 
-FEATURE_SETS = ("pixels", "texture")
+FEATURE_SETS = ("pixels", "texture", "spectrum", "curvelet", "properties")
 CATEGORIES = ("integrity", "privacy", "fidelity", "diversity")
 
 # Keyword arguments that the audit fills from the dataset itself; thresholds.toml may not set them.
 CONTEXT_ARGUMENTS = frozenset(
     {"real_groups", "feature_names", "real_pixel_hashes", "generated_pixel_hashes", "expected", "manifest", "real_manifest"}
+    # The holdout set's features and patient groups, and the decoded real and generated image sets.
+    | {"holdout", "holdout_groups", "real_images", "generated_images"}
 )
+
+# Dataset inputs a check may require (CheckSpec.requires); without them the audit skips it.
+REQUIREMENTS = ("holdout", "groups")
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,16 @@ class CheckSpec:
         One of CATEGORIES; groups the scorecard.
     takes_features : bool
         True when ``compute_<name>`` takes feature matrices, False when it takes one ImageSet.
+    takes_images : bool
+        True when ``compute_<name>`` takes the real and the generated ImageSet and decodes
+        the images it needs itself (for statistics on pixels that no cached feature set
+        holds). Such a check runs once per dataset, with neither a feature set nor a role.
     roles : tuple of str
         For a check on one ImageSet, the roles it applies to.
+    requires : tuple of str
+        Dataset inputs from REQUIREMENTS without which the check cannot run: ``"holdout"`` (real
+        images not used for training) and ``"groups"`` (patient ids of the real images, given
+        rather than inferred). The audit skips the check with a reason when one is missing.
     """
 
     name: str
@@ -40,6 +53,8 @@ class CheckSpec:
     category: str
     takes_features: bool
     roles: tuple[str, ...] = ("real", "generated", "holdout")
+    takes_images: bool = False
+    requires: tuple[str, ...] = ()
 
     def _module(self):
         return importlib.import_module(self.module)
@@ -81,5 +96,21 @@ CHECK_SPECS: dict[str, CheckSpec] = {
         CheckSpec("separability_auc", "synthgate.checks.separability_auc", "fidelity", True),
         CheckSpec("texture_gap", "synthgate.checks.texture_gap", "fidelity", True),
         CheckSpec("duplicate_rate", "synthgate.checks.duplicate_rate", "diversity", True),
+        CheckSpec("spectral_gap", "synthgate.checks.spectral_gap", "fidelity", True),
+        CheckSpec("image_outliers", "synthgate.checks.image_outliers", "fidelity", True),
+        CheckSpec(
+            "structural_diversity", "synthgate.checks.structural_diversity", "diversity", takes_features=False,
+            takes_images=True,
+        ),
+        CheckSpec("copy_detection", "synthgate.checks.copy_detection", "privacy", True),
+        CheckSpec(
+            "membership_inference", "synthgate.checks.membership_inference", "privacy", True, requires=("holdout",)
+        ),
+        CheckSpec("dcr_holdout", "synthgate.checks.dcr_holdout", "privacy", True, requires=("holdout",)),
+        CheckSpec("data_copying", "synthgate.checks.data_copying", "privacy", True, requires=("holdout",)),
+        CheckSpec("authenticity", "synthgate.checks.authenticity", "privacy", True, requires=("holdout",)),
+        CheckSpec(
+            "patient_exposure", "synthgate.checks.patient_exposure", "privacy", True, requires=("holdout", "groups")
+        ),
     )
 }

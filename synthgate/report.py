@@ -13,9 +13,10 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .registry import CATEGORIES
+from .report_figures import check_figure_html
 
 __all__ = ["render_evidence", "render_scorecard", "write_summary", "SUMMARY_SCHEMA_VERSION"]
 
@@ -27,9 +28,24 @@ MAX_CLUSTER_SHOWN = 16
 # Statistics drawn as a vertical line on a check's distribution plot.
 THRESHOLD_LINES = {
     "nearest_real_distance": "distance_threshold",
+    "copy_detection": "ssim_threshold",
+    "patient_exposure": "exposure_distance_threshold",
 }
 
-_STATUS_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#cf222e"}
+# Distribution keys that hold a ROC curve (false- and true-positive rates) rather than samples.
+ROC_KEYS = ("roc_fpr", "roc_tpr")
+
+# Evidence table columns that hold row indices of an image set; the report shows file names.
+ROW_COLUMNS = {"generated_row": "generated", "real_row": "real", "second_real_row": "real"}
+BOX_COLOUR = (255, 64, 64)
+
+# Tables longer than this are folded into a <details> element under the figures.
+MAX_TABLE_ROWS_OPEN = 20
+
+# What the score of evidence.generated_pairs is, per check (cosine similarity when not listed).
+GENERATED_PAIR_SCORES = {"structural_diversity": "MS-SSIM"}
+
+_STATUS_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#cf222e", "skipped": "#57606a"}
 
 
 def render_evidence(recorded, session) -> str:
@@ -52,26 +68,37 @@ def render_evidence(recorded, session) -> str:
 
     evidence = result.evidence
     if evidence.pairs:
-        parts.append(_pairs_html(evidence.pairs[:MAX_PAIRS_SHOWN], session))
+        parts.append(_pairs_html(evidence.pairs[:MAX_PAIRS_SHOWN], session, _marked_regions(evidence.table)))
         if len(evidence.pairs) > MAX_PAIRS_SHOWN:
             parts.append(_pair_names_html(evidence.pairs, session))
     if evidence.generated_pairs:
-        parts.append(_generated_pairs_html(evidence.generated_pairs[:MAX_PAIRS_SHOWN], session))
+        score_name = GENERATED_PAIR_SCORES.get(recorded.check, "cosine similarity")
+        parts.append(_generated_pairs_html(evidence.generated_pairs[:MAX_PAIRS_SHOWN], session, score_name))
     if evidence.clusters:
         parts.append(_cluster_html(evidence.clusters[0], session))
     if evidence.images:
         parts.append(_images_html(evidence.images[:MAX_CLUSTER_SHOWN], session))
+    figure = check_figure_html(recorded, session)
+    if figure:
+        parts.append(figure)
     if evidence.table:
-        parts.append(_table_html(evidence.table))
-    if evidence.distributions:
-        line = THRESHOLD_LINES.get(recorded.check)
-        line_value = result.statistics.get(line) if line else None
-        parts.append(_plot_html(evidence.distributions, recorded.label, line, line_value))
+        table = _table_html(_name_rows(evidence.table, session))
+        if len(evidence.table) > MAX_TABLE_ROWS_OPEN:
+            table = f"<details><summary>Table of {len(evidence.table)} rows</summary>{table}</details>"
+        parts.append(table)
+    if all(key in evidence.distributions for key in ROC_KEYS):
+        parts.append(_roc_html(evidence.distributions, recorded.label, result.params.get("max_fpr")))
+    samples = {name: values for name, values in evidence.distributions.items() if name not in ROC_KEYS}
+    if samples:
+        line_name, line_value = _threshold_line(recorded)
+        parts.append(_plot_html(samples, recorded.label, line_name, line_value))
     parts.append("</div>")
     return "\n".join(parts)
 
 
-def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None, versions=None) -> str:
+def render_scorecard(
+    recorded_verdicts, errors, dataset, *, counts_by_role=None, versions=None, group_source=None, skipped=()
+) -> str:
     """Return the top of the report: the verdict in one line, the dataset, and the scorecard.
 
     ``counts_by_role`` maps each loaded role to (usable images, excluded files); ``versions``
@@ -80,13 +107,18 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
     counts = {status: 0 for status in ("pass", "warn", "fail")}
     for recorded in recorded_verdicts:
         counts[recorded.verdict.status] += 1
-    blocked = counts["fail"] > 0 or bool(errors)
-    headline = "RELEASE BLOCKED" if blocked else "RELEASE GATE PASSED"
+    blocked = counts["fail"] > 0 or bool(errors) or not recorded_verdicts
+    if not recorded_verdicts and not errors:
+        headline = "RELEASE BLOCKED: NO CHECK RAN"
+    else:
+        headline = "RELEASE BLOCKED" if blocked else "RELEASE GATE PASSED"
     colour = _STATUS_COLOURS["fail" if blocked else "pass"]
 
     rows = []
+    status_order = {"fail": 0, "warn": 1, "pass": 2}
     for category in CATEGORIES:
-        for recorded in (r for r in recorded_verdicts if r.category == category):
+        in_category = [r for r in recorded_verdicts if r.category == category]
+        for recorded in sorted(in_category, key=lambda r: status_order[r.verdict.status]):
             verdict = recorded.verdict
             result = verdict.result
             bounds = "; ".join(outcome.bound.describe() for outcome in verdict.outcomes)
@@ -95,7 +127,7 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
                 "<tr>"
                 f"<td>{category}</td><td>{html.escape(recorded.check)}</td>"
                 f"<td>{html.escape(recorded.features or recorded.role or '')}</td>"
-                f"<td>{html.escape(result.statistic)} = {result.value:.4g}</td>"
+                f"<td>{html.escape(judged_statistics(verdict))}</td>"
                 f"<td>{html.escape(bounds)}</td><td>{html.escape(baseline)}</td>"
                 f"<td>{result.n_real} / {result.n_generated}</td>"
                 f"<td>{_badge(verdict.status)}</td></tr>"
@@ -104,6 +136,13 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
         rows.append(
             f"<tr><td></td><td>{html.escape(label)}</td><td></td><td colspan='4'>{html.escape(message)}</td>"
             f"<td>{_badge('error')}</td></tr>"
+        )
+    # A check that cannot run on this dataset (no holdout, no patient groups) is listed with the
+    # input it needs, so that its absence is visible. It does not block the release.
+    for label, reason in skipped:
+        rows.append(
+            f"<tr><td></td><td>{html.escape(label)}</td><td></td><td colspan='4'>{html.escape(reason)}</td>"
+            f"<td>{_badge('skipped')}</td></tr>"
         )
     folders = ", ".join(
         f"{role}: {html.escape(str(dataset.folder(role)))}"
@@ -120,6 +159,13 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
             )
             + "</p>"
         )
+    if group_source == "inferred":
+        details.append(
+            "<p><b>Patient groups:</b> none given, so real slices were grouped into pseudo-patients by "
+            "pixel similarity; pass --groups or set groups in thresholds.toml for exact patients.</p>"
+        )
+    elif group_source == "given":
+        details.append("<p><b>Patient groups:</b> as given by the dataset.</p>")
     feature_sets = sorted({r.features for r in recorded_verdicts if r.features})
     seeds = sorted({str(r.verdict.result.params["seed"]) for r in recorded_verdicts if "seed" in r.verdict.result.params})
     details.append(
@@ -135,7 +181,7 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
     return (
         f"<h2>synthgate audit of dataset '{html.escape(dataset.name)}'</h2>"
         f"<p style='font-size:1.3em;color:{colour}'><b>{headline}</b>: {counts['pass']} passed, "
-        f"{counts['warn']} warnings, {counts['fail']} failed, {len(errors)} errors.</p>"
+        f"{_plural(counts['warn'], 'warning')}, {counts['fail']} failed, {_plural(len(errors), 'error')}.</p>"
         + "".join(details)
         + "<table class='synthgate-scorecard' border='1' cellpadding='4' style='border-collapse:collapse'>"
         "<tr><th>category</th><th>check</th><th>features / set</th><th>statistic</th><th>threshold</th>"
@@ -145,7 +191,7 @@ def render_scorecard(recorded_verdicts, errors, dataset, *, counts_by_role=None,
     )
 
 
-def write_summary(path: Path, recorded_verdicts, errors, session, versions) -> None:
+def write_summary(path: Path, recorded_verdicts, errors, session, versions, skipped=()) -> None:
     """Write ``summary.json``: one entry per check with its numbers, thresholds, verdict and evidence."""
     dataset = session.dataset
     checks = []
@@ -177,7 +223,7 @@ def write_summary(path: Path, recorded_verdicts, errors, session, versions) -> N
                 "n_generated": result.n_generated,
                 "parameters": _jsonable(dict(result.params)),
                 "runtime_s": round(recorded.runtime_s, 3),
-                "evidence": _evidence_summary(result.evidence, session),
+                "evidence": _evidence_summary(result.evidence, session, recorded.check),
             }
         )
     document = {
@@ -187,15 +233,16 @@ def write_summary(path: Path, recorded_verdicts, errors, session, versions) -> N
             role: str(dataset.folder(role)) for role in ("real", "generated", "holdout") if dataset.folder(role)
         },
         "versions": {"python": platform.python_version(), **versions},
-        "blocked": any(r.verdict.status == "fail" for r in recorded_verdicts) or bool(errors),
+        "blocked": any(r.verdict.status == "fail" for r in recorded_verdicts) or bool(errors) or not recorded_verdicts,
         "checks": checks,
         "errors": [{"test": label, "message": message} for label, message in errors],
+        "skipped": [{"check": label, "reason": reason} for label, reason in skipped],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def _evidence_summary(evidence, session):
+def _evidence_summary(evidence, session, check=None):
     """Name the files behind the evidence indices, so CI logs and scripts can act on them."""
     summary = {}
     if evidence.pairs or evidence.clusters or evidence.images or evidence.generated_pairs:
@@ -207,12 +254,53 @@ def _evidence_summary(evidence, session):
         ]
         summary["clusters"] = [[generated[i] for i in cluster] for cluster in evidence.clusters]
         summary["images"] = [generated[i] for i in evidence.images]
+        score_name = GENERATED_PAIR_SCORES.get(check, "cosine similarity")
         summary["generated_pairs"] = [
-            {"a": generated[a], "b": generated[b], "cosine_similarity": value} for a, b, value in evidence.generated_pairs
+            {"a": generated[a], "b": generated[b], "score": value, "score_name": score_name}
+            | ({"cosine_similarity": value} if score_name == "cosine similarity" else {})
+            for a, b, value in evidence.generated_pairs
         ]
     if evidence.table:
-        summary["table"] = [_jsonable(dict(row)) for row in evidence.table]
+        summary["table"] = [_jsonable(dict(row)) for row in _name_rows(evidence.table, session)]
     return summary
+
+
+def _threshold_line(recorded):
+    """Return (label, value) of the vertical line for a check's distribution plot, or (None, None).
+
+    nearest_real_distance draws its distance threshold. texture_gap plots per-feature |SMD|
+    and is judged on their median, so it draws the largest median |SMD| its bound allows.
+    """
+    result = recorded.verdict.result
+    name = THRESHOLD_LINES.get(recorded.check)
+    if name is not None and name in result.statistics:
+        return name, float(result.statistics[name])
+    if recorded.check == "texture_gap":
+        for outcome in recorded.verdict.outcomes:
+            if outcome.bound.statistic == "median_abs_smd_excess" and outcome.bound.kind == "max":
+                allowed = result.statistics["real_median_abs_smd"] + outcome.bound.limit
+                return "largest allowed median |SMD|", float(allowed)
+    return None, None
+
+
+def judged_statistics(verdict) -> str:
+    """Return the judged statistics with their values, then the headline if it is not judged.
+
+    For example ``close_share_excess = 0.81; exact_copies = 0 (close_share = 0.86)``.
+    """
+    judged = []
+    for outcome in verdict.outcomes:
+        text = f"{outcome.bound.statistic} = {outcome.observed:.4g}"
+        if text not in judged:
+            judged.append(text)
+    result = verdict.result
+    if result.statistic not in {outcome.bound.statistic for outcome in verdict.outcomes}:
+        return "; ".join(judged) + f" ({result.statistic} = {result.value:.4g})"
+    return "; ".join(judged)
+
+
+def _plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _badge(status):
@@ -254,8 +342,14 @@ def _png_base64(array):
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _thumbnail(image, caption):
+def _thumbnail(image, caption, box=None):
+    """Return an HTML figure of ``image``; ``box`` (top, left, bottom, right) in image pixels is drawn in red."""
     small = Image.fromarray(image).resize((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    if box:
+        scale = THUMBNAIL_PX / image.shape[0]
+        top, left, bottom, right = (round(value * scale) for value in box)
+        small = small.convert("RGB")
+        ImageDraw.Draw(small).rectangle([left, top, max(right - 1, left), max(bottom - 1, top)], outline=BOX_COLOUR, width=2)
     data = _png_base64(np.asarray(small))
     return (
         "<figure style='display:inline-block;margin:2px;text-align:center'>"
@@ -264,7 +358,9 @@ def _thumbnail(image, caption):
     )
 
 
-def _pairs_html(pairs, session):
+def _pairs_html(pairs, session, regions=None):
+    """Return thumbnails of generated / real pairs; ``regions`` from :func:`_marked_regions` adds boxes."""
+    regions = regions or {}
     generated = session.image_set("generated")
     real = session.image_set("real")
     generated_images = generated.images([pair.generated for pair in pairs])
@@ -273,13 +369,78 @@ def _pairs_html(pairs, session):
     real_names = real.relative_paths()
     blocks = []
     for pair, generated_image, real_image in zip(pairs, generated_images, real_images):
+        region = regions.get((pair.generated, pair.real), {})
+        thumbnails = (
+            _thumbnail(generated_image, f"generated {generated_names[pair.generated]}", region.get("generated_box"))
+            + _thumbnail(real_image, f"real {real_names[pair.real]}", region.get("real_box"))
+        )
+        second = region.get("second_real_row")
+        if second is not None:
+            thumbnails += _thumbnail(real.images([second])[0], f"real {real_names[second]}")
+        kind = f"{region['kind']}: " if region.get("kind") else ""
         blocks.append(
             "<div style='display:inline-block;border:1px solid #ccc;margin:3px;padding:2px'>"
-            + _thumbnail(generated_image, f"generated {generated_names[pair.generated]}")
-            + _thumbnail(real_image, f"real {real_names[pair.real]}")
-            + f"<div style='font-size:0.8em'>{html.escape(pair.score_name)} = {pair.score:.4g}</div></div>"
+            + thumbnails
+            + f"<div style='font-size:0.8em'>{html.escape(kind)}{html.escape(pair.score_name)} = {pair.score:.4g}</div></div>"
         )
-    return "<p><b>Closest generated / real pairs</b> (worst first):</p>" + "".join(blocks)
+    marked = " Red boxes mark the matching region." if any("generated_box" in r for r in regions.values()) else ""
+    return f"<p><b>Closest generated / real pairs</b> (worst first).{marked}</p>" + "".join(blocks)
+
+
+def _marked_regions(table):
+    """Map (generated row, real row) to the boxes, kind and blend partner of evidence table rows."""
+    regions = {}
+    for row in table:
+        if "generated_row" in row and "real_row" in row:
+            keys = ("generated_box", "real_box", "kind", "second_real_row")
+            regions[(row["generated_row"], row["real_row"])] = {
+                key: row[key] for key in keys if row.get(key) is not None and row.get(key) != ()
+            }
+    return regions
+
+
+def _name_rows(table, session):
+    """Return the table with the row-index columns of :data:`ROW_COLUMNS` replaced by file names."""
+    if not any(column in row for row in table for column in ROW_COLUMNS):
+        return table
+    names = {role: session.image_set(role).relative_paths() for role in set(ROW_COLUMNS.values())}
+    named = []
+    for row in table:
+        copy = {}
+        for column, value in row.items():
+            role = ROW_COLUMNS.get(column)
+            if role is not None and isinstance(value, (int, np.integer)) and 0 <= value < len(names[role]):
+                copy[column.removesuffix("_row")] = names[role][value]
+            else:
+                copy[column] = value
+        named.append(copy)
+    return tuple(named)
+
+
+def _roc_html(distributions, title, max_fpr):
+    """Return the ROC curve of a membership attack with the chance diagonal, as an embedded PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr = np.asarray(distributions["roc_fpr"], dtype=float)
+    tpr = np.asarray(distributions["roc_tpr"], dtype=float)
+    figure, axes = plt.subplots(figsize=(3.6, 3.4), dpi=90)
+    axes.plot(fpr, tpr, drawstyle="steps-post", label="attack (mean over repeats)")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    if max_fpr is not None:
+        axes.axvline(float(max_fpr), color="black", linestyle="--", label=f"FPR = {float(max_fpr):g}")
+    axes.set_xlabel("false-positive rate (holdout flagged)", fontsize=8)
+    axes.set_ylabel("true-positive rate (training found)", fontsize=8)
+    axes.set_title(f"ROC: {title}", fontsize=9)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<p><img src='data:image/png;base64,{data}' alt='ROC curve of {html.escape(title)}'></p>"
 
 
 def _pair_names_html(pairs, session):
@@ -291,7 +452,7 @@ def _pair_names_html(pairs, session):
     return f"<p><b>All {len(pairs)} listed pairs:</b></p>" + _table_html(rows)
 
 
-def _generated_pairs_html(pairs, session):
+def _generated_pairs_html(pairs, session, score_name="cosine similarity"):
     generated = session.image_set("generated")
     names = generated.relative_paths()
     blocks = []
@@ -301,7 +462,7 @@ def _generated_pairs_html(pairs, session):
             "<div style='display:inline-block;border:1px solid #ccc;margin:3px;padding:2px'>"
             + _thumbnail(image_a, names[row_a])
             + _thumbnail(image_b, names[row_b])
-            + f"<div style='font-size:0.8em'>cosine similarity = {similarity:.4f}</div></div>"
+            + f"<div style='font-size:0.8em'>{html.escape(score_name)} = {similarity:.4f}</div></div>"
         )
     return "<p><b>Most similar generated pairs:</b></p>" + "".join(blocks)
 

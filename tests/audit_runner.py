@@ -25,17 +25,15 @@ class AuditRun:
 
     def verdict(self, label: str) -> str:
         """Return the verdict of the check labelled ``check[features-or-role]``."""
-        for check in self.summary["checks"]:
-            qualifier = check["features"] or check["role"]
-            if f"{check['name']}[{qualifier}]" == label:
-                return check["verdict"]
-        raise KeyError(f"{label} not in summary; checks: {[c['name'] for c in self.summary['checks']]}")
+        return self.check(label)["verdict"]
 
     def check(self, label: str) -> dict:
+        """Return the summary entry labelled ``check[features-or-role]`` (or ``check`` alone)."""
         for check in self.summary["checks"]:
-            if f"{check['name']}[{check['features'] or check['role']}]" == label:
+            qualifier = check["features"] or check["role"]
+            if (f"{check['name']}[{qualifier}]" if qualifier else check["name"]) == label:
                 return check
-        raise KeyError(label)
+        raise KeyError(f"{label} not in summary; checks: {[c['name'] for c in self.summary['checks']]}")
 
 
 def run_audit(tmp_path: Path, *arguments: str, cache_dir: Path | None = None) -> AuditRun:

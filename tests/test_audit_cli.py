@@ -93,12 +93,16 @@ def test_corrupt_files_fail_integrity_and_are_named(tmp_path):
     first = sorted(generated.glob("gen_*.png"))[0].read_bytes()
     (generated / "truncated.png").write_bytes(first[: len(first) // 2])
 
-    run = run_audit(tmp_path, "--real", str(real), "--generated", str(generated), "--groups", "folder")
+    run = run_audit(
+        tmp_path, "--real", str(real), "--generated", str(generated), "--groups", "folder",
+        "-k", "decodable or separability_auc",
+    )
 
     assert run.verdict("decodable[generated]") == "fail"
     assert run.verdict("decodable[real]") == "pass"
     for name in ("zero.png", "notes.png", "truncated.png"):
         assert name in run.report.read_text(), name
+        assert name in run.output, name
     assert "Traceback" not in run.output
     separability = run.check("separability_auc[texture]")
     assert separability["n_generated"] > 0
@@ -111,7 +115,7 @@ def test_resized_images_are_reported_as_warning(tmp_path):
     first = sorted(generated.glob("gen_*.png"))[0]
     Image.open(first).convert("L").resize((300, 300)).save(generated / "large.png")
 
-    run = run_audit(tmp_path, "--real", str(real), "--generated", str(generated), "--groups", "folder")
+    run = run_audit(tmp_path, "--real", str(real), "--generated", str(generated), "--groups", "folder", "-k", "image_size")
 
     assert run.verdict("image_size[generated]") == "warn"
     assert "large.png" in run.report.read_text()
@@ -127,7 +131,10 @@ def test_baseline_regression_fails(demo_run, tmp_path):
     accepted_path = tmp_path / "accepted.json"
     accepted_path.write_text(json.dumps(accepted))
 
-    run = run_audit(tmp_path, "--baseline", str(accepted_path), cache_dir=demo_run.report.parents[1] / "cache")
+    run = run_audit(
+        tmp_path, "--baseline", str(accepted_path), "-k", "duplicate_rate",
+        cache_dir=demo_run.report.parents[1] / "cache",
+    )
 
     assert run.verdict("duplicate_rate[pixels]") == "fail", run.output
     assert "accepted run + tolerance" in run.output
@@ -146,3 +153,48 @@ def test_junit_xml_carries_statistics(demo_run):
     junit = (demo_run.report.parent / "junit.xml").read_text()
     assert '<property name="statistic" value="auc"' in junit
     assert '<property name="verdict" value="fail"' in junit
+
+
+def _thresholds_copy(tmp_path, old, new):
+    text = (REPO / "thresholds.toml").read_text()
+    assert old in text
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text.replace(old, new).replace('"fixtures/', f'"{REPO}/fixtures/'))
+    return path
+
+
+def test_invalid_parameter_blocks_and_names_key(tmp_path):
+    thresholds = _thresholds_copy(tmp_path, "min_similarity = 0.95", "min_similarity = 1.5")
+    run = run_audit(tmp_path, "--thresholds", str(thresholds), "-k", "duplicate_rate")
+    assert run.returncode == 1, run.output
+    assert run.summary["blocked"] is True
+    messages = [error["message"] for error in run.summary["errors"]]
+    assert any("checks.duplicate_rate.params.min_similarity" in message for message in messages), messages
+    assert "Traceback" not in run.output
+
+
+def test_missing_check_table_stops_run(tmp_path):
+    thresholds = _thresholds_copy(tmp_path, "[checks.nearest_real_distance]", "[checks.nearest_real_distance_off]")
+    run = run_audit(tmp_path, "--thresholds", str(thresholds))
+    assert run.returncode == 4, run.output
+    assert "Traceback" not in run.output
+
+
+def test_incomplete_groups_csv_stops_run(tmp_path):
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,patient_id\nLUNA16-559804568094/z_000.png,p1\n")
+    run = run_audit(tmp_path, "--real", str(DEMO / "real"), "--generated", str(DEMO / "generated"), "--groups", str(groups))
+    assert run.returncode == 4, run.output
+    assert "groups.csv" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_groups_inferred_without_groups(tmp_path):
+    run = run_audit(
+        tmp_path, "--real", str(DEMO / "real"), "--generated", str(DEMO / "generated"), "-k", "nearest_real_distance"
+    )
+    assert "grouped by pixel similarity" in run.output
+    assert "pseudo-patients" in run.report.read_text()
+    check = run.check("nearest_real_distance[pixels]")
+    assert check["parameters"]["grouped"] is True
+    assert run.summary["dataset"] == "generated"

@@ -87,7 +87,14 @@ def test_unknown_check_lists_valid_checks(tmp_path):
 
 def test_threshold_of_wrong_type_is_named(tmp_path):
     text = MINIMAL.replace("max_auc = 0.75", 'max_auc = "0.75"')
-    with pytest.raises(ConfigError, match=r"checks\.separability_auc\.max_auc must be a number; got '0\.75' \(str\)"):
+    with pytest.raises(ConfigError, match=r"checks\.separability_auc\.max_auc must be a finite number; got '0\.75' \(str\)"):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_infinite_or_nan_bound_is_rejected(tmp_path, value):
+    text = MINIMAL.replace("max_auc = 0.75", f"max_auc = {value}")
+    with pytest.raises(ConfigError, match=r"max_auc must be a finite number"):
         load_config(_write(tmp_path, text))
 
 

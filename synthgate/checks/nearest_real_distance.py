@@ -209,10 +209,10 @@ def compute_nearest_real_distance(
         pairs=_evidence_pairs(copy_pairs, d1, j1, n_evidence),
         distributions={"generated": d1, "real": real_d1},
     )
+    reference = "another patient" if groups is not None else "any other real image (no patient groups)"
     baseline_kind = (
-        "nearest real image of another patient, share below the quantile (= quantile)"
-        if groups is not None
-        else "nearest other real image (no patient groups), share below the quantile (= quantile)"
+        f"expected close share: by construction {quantile:g} of real images are closer than this "
+        f"to {reference}"
     )
     params = {
         "quantile": quantile,

@@ -9,6 +9,11 @@ Registered extractors (columns and dtype with default parameters):
 
 * ``pixels``: body-masked 64x64 block means, centred and L2-normalised; 4096 float32 columns.
 * ``texture``: first-order, GLCM and LBP statistics inside the body; 93 float64 columns.
+* ``spectrum``: azimuthally averaged log10 power spectrum of the whole slice; 180 float64 columns.
+* ``curvelet``: log energy and Hoyer sparsity of 3 x 12 curvelet bands of the body; 72 float64
+  columns.
+* ``properties``: mean intensity, body and lung fractions, Laplacian variance and entropy; 5
+  float64 columns.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from .body_mask import BODY_MASK_VERSION, body_mask, body_masks
+from .curvelet import CurveletExtractor
 from .extract import compute_features
 from .intensity import IntensityExtractor
 from .pixels import PixelExtractor
+from .properties import PropertiesExtractor
+from .spectrum import SpectrumExtractor
 from .texture import TextureExtractor
 
 __all__ = [
@@ -29,6 +37,9 @@ __all__ = [
     "PixelExtractor",
     "TextureExtractor",
     "IntensityExtractor",
+    "SpectrumExtractor",
+    "CurveletExtractor",
+    "PropertiesExtractor",
     "EXTRACTORS",
     "EXTRACTOR_NAMES",
     "get_extractor",
@@ -70,6 +81,9 @@ EXTRACTORS = {
     PixelExtractor.name: PixelExtractor,
     TextureExtractor.name: TextureExtractor,
     IntensityExtractor.name: IntensityExtractor,
+    SpectrumExtractor.name: SpectrumExtractor,
+    CurveletExtractor.name: CurveletExtractor,
+    PropertiesExtractor.name: PropertiesExtractor,
 }
 EXTRACTOR_NAMES = tuple(EXTRACTORS)
 

@@ -1,8 +1,9 @@
 """The integrity contract: expectations on the per-image manifest, validated with Great Expectations.
 
-Each expectation is its own check (``png_mode``, ``grey_palette``, ``bit_depth``,
-``unique_hashes``, ``no_shared_hashes``, ``intensity_range`` here; ``decodable``, ``image_size``
-and ``image_count`` in their own modules) with its parameters and severity in ``thresholds.toml``. Every check returns the number and share of offending files and lists them.
+Each expectation is its own check with its parameters and severity in ``thresholds.toml``. This
+module has ``png_mode``, ``grey_palette``, ``bit_depth``, ``unique_hashes``, ``no_shared_hashes``
+and ``intensity_range``. ``decodable``, ``image_size`` and ``image_count`` have modules of their
+own. Every check returns the number and share of offending files and lists them.
 Validation uses an ephemeral Great Expectations 1.x context with analytics and progress bars
 off, so it writes nothing to disk and prints nothing.
 """
@@ -53,8 +54,8 @@ def compute_png_mode(image_set, *, manifest, value_set=("L", "P")) -> CheckResul
 def compute_grey_palette(image_set, *, manifest) -> CheckResult:
     """Count palette-mode images whose palette is not grey (equal red, green and blue entries).
 
-    A colour palette means the pixel indices are not grey levels; the loader then converts the
-    colours to luminance, which other tools reading the index would not do.
+    A colour palette means the pixel indices are not grey levels. The loader then converts the
+    colours to luminance, which a tool that reads the index would not do.
     """
     import great_expectations as gx
 

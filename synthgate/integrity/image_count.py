@@ -1,4 +1,4 @@
-"""Integrity: the set holds the number of usable images that the dataset promises."""
+"""Integrity: the set contains the number of usable images that the dataset promises."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ def compute_image_size(image_set, *, manifest) -> CheckResult:
     """Count the usable images of one set whose stored size differs from the working size.
 
     Such images were resized with an antialiasing filter before every other check, which
-    changes their texture statistics; the evidence lists each one with its stored size.
+    changes their texture statistics. The evidence lists each one with its stored size.
 
     Parameters
     ----------

@@ -1,0 +1,127 @@
+"""Figures drawn for particular checks in the HTML report: the power spectrum and the curvelet heat map.
+
+Each figure is a PNG embedded as base64, so the report stays one self-contained file. A figure
+that cannot be drawn from what the check returned is left out (an empty string) rather than
+stopping the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+
+import numpy as np
+
+__all__ = ["check_figure_html"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_figure_html(recorded, session) -> str:
+    """Return the HTML of the figure drawn for this check and feature set, or "" if it has none."""
+    if recorded.check == "spectral_gap":
+        return _spectrum_html(recorded.verdict.result, recorded.label)
+    if recorded.check == "texture_gap" and recorded.features == "curvelet":
+        return _curvelet_heat_map_html(recorded.verdict.result, session, recorded.label)
+    return ""
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure_html(figure, alt: str) -> str:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<p><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'></p>"
+
+
+def _spectrum_html(result, title: str) -> str:
+    """Plot the mean log power spectra of real and generated slices, and their difference."""
+    rows = result.evidence.table
+    if not rows or "frequency" not in rows[0]:
+        return ""
+    frequency = np.array([row["frequency"] for row in rows])
+    mean_real = np.array([row["mean_real"] for row in rows])
+    mean_generated = np.array([row["mean_generated"] for row in rows])
+    band_start = result.params.get("high_band_start", frequency.max())
+    statistics = result.statistics
+
+    plt = _pyplot()
+    figure, (spectra, difference) = plt.subplots(
+        2, 1, figsize=(7, 4.6), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    spectra.plot(frequency, mean_real, label=f"real (n={result.n_real})", color="#1f77b4")
+    spectra.plot(frequency, mean_generated, label=f"generated (n={result.n_generated})", color="#d62728")
+    difference.plot(frequency, mean_generated - mean_real, color="#d62728", label="generated - real")
+    baseline = statistics.get("real_high_band_max_gap")
+    if baseline is not None:
+        difference.axhspan(-baseline, baseline, color="grey", alpha=0.25, label="largest real-half gap (mean)")
+    for axes in (spectra, difference):
+        axes.axvspan(band_start, frequency.max(), color="orange", alpha=0.12, label="high-frequency band")
+        axes.axvline(0.5, color="black", linewidth=0.6, linestyle=":")
+        axes.grid(alpha=0.3)
+    peak = statistics.get("peak_gap_frequency")
+    if peak is not None:
+        difference.axvline(peak, color="black", linestyle="--", linewidth=0.8, label=f"largest gap at {peak:.3f}")
+    difference.axhline(0, color="black", linewidth=0.6)
+    spectra.set_ylabel("mean log10 power")
+    difference.set_ylabel("difference (log10)")
+    difference.set_xlabel("spatial frequency (cycles per pixel; dotted: 0.5, the axis Nyquist frequency)")
+    spectra.set_title(title, fontsize=9)
+    spectra.legend(fontsize=7)
+    difference.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    return _figure_html(figure, f"mean power spectra of {title}")
+
+
+def _curvelet_heat_map_html(result, session, title: str) -> str:
+    """Draw the signed standardised mean difference of every curvelet feature by scale and direction.
+
+    texture_gap reports the |SMD| of the features it kept (``distributions["generated"]``). The
+    sign comes from the difference of the feature means, which the session keeps in memory.
+    """
+    extractor = session.extractor("curvelet")
+    dropped = set(result.params.get("dropped_features", ()))
+    kept_columns = [index for index, name in enumerate(extractor.feature_names) if name not in dropped]
+    abs_smd = np.asarray(result.evidence.distributions.get("generated", ()), dtype=float)
+    if abs_smd.shape != (len(kept_columns),):
+        logger.warning("no curvelet heat map: %d |SMD| values for %d kept features", abs_smd.size, len(kept_columns))
+        return ""
+    real = session.features("real", "curvelet")[:, kept_columns]
+    generated = session.features("generated", "curvelet")[:, kept_columns]
+    smd = np.full(len(extractor.feature_names), np.nan)
+    smd[kept_columns] = np.sign(generated.mean(axis=0) - real.mean(axis=0)) * abs_smd
+    grid = smd.reshape(extractor.scales, extractor.directions, -1)
+
+    plt = _pyplot()
+    limit = max(float(np.nanmax(np.abs(grid))), 1e-12) if np.isfinite(grid).any() else 1.0
+    figure, panels = plt.subplots(
+        1, grid.shape[2], figsize=(9.5, 1.6 + 0.55 * extractor.scales), dpi=90, layout="constrained"
+    )
+    angles = np.round(extractor.angles[0]).astype(int)
+    for index, (axes, statistic) in enumerate(zip(np.atleast_1d(panels), ("log energy", "sparsity (Hoyer)"))):
+        image = axes.imshow(grid[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        for scale in range(extractor.scales):
+            for direction in range(extractor.directions):
+                value = grid[scale, direction, index]
+                if np.isfinite(value):
+                    colour = "white" if abs(value) > 0.6 * limit else "black"
+                    axes.text(direction, scale, f"{value:.1f}", ha="center", va="center", fontsize=6, color=colour)
+        axes.set_xticks(range(extractor.directions), [f"{angle}°" for angle in angles], fontsize=6, rotation=90)
+        axes.set_yticks(range(extractor.scales), [f"scale {scale + 1}" for scale in range(extractor.scales)], fontsize=7)
+        axes.set_title(statistic, fontsize=8)
+        axes.set_xlabel("direction (angle of the frequency vector)", fontsize=7)
+    figure.colorbar(image, ax=panels, shrink=0.9, label="SMD, generated - real")
+    figure.suptitle(f"{title}: effect size by scale (1 coarse, {extractor.scales} fine) and direction", fontsize=9)
+    return _figure_html(figure, f"curvelet effect-size heat map of {title}")
