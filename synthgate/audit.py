@@ -67,7 +67,7 @@ class AuditSession:
         Worker processes for feature extraction.
     accepted : mapping of str to mapping, optional
         Statistics of an accepted earlier run by label (``check[features-or-role]``), read
-        from its ``summary.json``; each check must then not get worse than its accepted value
+        from its ``summary.json``. Each check must then not get worse than its accepted value
         by more than its ``baseline_tolerance``.
     """
 
@@ -130,7 +130,7 @@ class AuditSession:
 
         Without patient ids, slices are chained into pseudo-patients by pixel similarity
         (:func:`synthgate.groups.infer_groups`), with a warning, so that neighbouring slices of
-        one scan never serve as each other's reference. ``group_source`` says which applies.
+        one scan never serve as each other's reference. ``group_source`` records which applies.
         """
         if self._real_groups is None:
             real = self.image_set("real")
@@ -176,9 +176,9 @@ class AuditSession:
     def run(self, check: str, *, features: str | None = None, role: str | None = None) -> Verdict:
         """Compute ``check`` on this dataset, judge it against its thresholds and record the verdict.
 
-        Feature checks compare the real and the generated set on ``features``; image checks
-        (``takes_images``) get both image sets; integrity checks look at the one set named by
-        ``role``.
+        Feature checks compare the real and the generated set on ``features``. Image checks
+        (``takes_images``) get both image sets, and integrity checks look at the one set named
+        by ``role``.
 
         Raises
         ------

@@ -42,7 +42,7 @@ BOX_COLOUR = (255, 64, 64)
 # Tables longer than this are folded into a <details> element under the figures.
 MAX_TABLE_ROWS_OPEN = 20
 
-# What the score of evidence.generated_pairs is, per check (cosine similarity when not listed).
+# Score name of evidence.generated_pairs per check; cosine similarity when not listed.
 GENERATED_PAIR_SCORES = {"structural_diversity": "MS-SSIM"}
 
 _STATUS_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#cf222e", "skipped": "#57606a"}
