@@ -1,4 +1,4 @@
-"""Fidelity audits: can the generated set be told apart from the real one?
+"""Fidelity audits: can a classifier or a statistic separate the generated set from the real one?
 
 PYTEST_DONT_REWRITE: the assertion message alone explains a verdict.
 """

@@ -102,7 +102,11 @@ def pytest_generate_tests(metafunc):
             roles = [role for role in roles if role in session.dataset.expected_counts]
             if not roles:
                 name = session.dataset.name
-                skip = pytest.mark.skip(reason=f"dataset {name!r} sets no expected_counts; add them to [datasets.{name}]")
+                if name in session.config.datasets:
+                    reason = f"dataset {name!r} sets no expected_counts; add them to [datasets.{name}]"
+                else:
+                    reason = "folders given on the command line have no expected_counts; register them as a dataset in thresholds.toml to check counts"
+                skip = pytest.mark.skip(reason=reason)
                 metafunc.parametrize("role", [pytest.param(None, marks=skip)], ids=["no-expected-counts"])
                 return
         metafunc.parametrize("role", roles)

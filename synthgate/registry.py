@@ -24,7 +24,7 @@ REQUIREMENTS = ("holdout", "groups")
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """How the audit runs one check.
+    """The audit's description of one check: its module, category and inputs.
 
     Attributes
     ----------

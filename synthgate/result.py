@@ -21,7 +21,7 @@ class ImagePair:
 
     ``generated`` and ``real`` are row indices into the arrays given to the check; the audit
     layer maps them to file names. ``score`` is the check's own measure for the pair (a
-    distance or a similarity, as ``score_name`` says).
+    distance or a similarity, named by ``score_name``).
     """
 
     generated: int
@@ -71,7 +71,7 @@ class CheckResult:
     statistics : mapping of str to float
         Every number the check reports that a threshold may bound, all finite.
     interval : tuple of (float, float) or None
-        Uncertainty of the headline statistic; ``interval_kind`` says what it is.
+        Uncertainty of the headline statistic, of the kind named by ``interval_kind``.
     interval_kind : str
         For example ``"95% bootstrap CI"`` or ``"min-max over 5 repeats"``.
     baseline : float or None

@@ -93,7 +93,7 @@ def compute_data_copying(real, generated, *, holdout=None, n_cells=None, min_cel
     ValueError
         For malformed arrays or options, a missing holdout, or ``n_cells > n_real``.
     DegenerateInputError
-        If a set is empty, or no cell holds ``min_cell_size`` generated and holdout images
+        If a set is empty, or no cell contains ``min_cell_size`` generated and holdout images
         (use fewer cells or a larger holdout).
 
     Notes

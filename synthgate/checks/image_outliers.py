@@ -17,7 +17,7 @@ from ._validation import (
     validate_same_features,
     validate_seed,
 )
-from .texture_gap import _split_halves
+from ._splits import split_halves
 
 __all__ = ["compute_image_outliers", "STATISTICS"]
 
@@ -132,7 +132,7 @@ def compute_image_outliers(
     real_shares = np.empty(n_splits)
     real_severity = np.zeros(real.shape[0])
     for split in range(n_splits):
-        first, second = _split_halves(real.shape[0], groups, rng)
+        first, second = split_halves(real.shape[0], groups, rng)
         flagged = 0
         for fit, judged in ((first, second), (second, first)):
             fit_low, fit_high = _central_range(real[fit], percentiles, names, "a real half")

@@ -18,7 +18,7 @@ from ._validation import (
     validate_seed,
 )
 from .separability_auc import compute_separability_auc
-from .texture_gap import _split_halves
+from ._splits import split_halves
 
 __all__ = ["compute_spectral_gap", "STATISTICS"]
 
@@ -154,7 +154,7 @@ def compute_spectral_gap(
     rng = np.random.default_rng(seed)
     split_gaps = np.empty(n_splits)
     for split in range(n_splits):
-        first, second = _split_halves(real.shape[0], groups, rng)
+        first, second = split_halves(real.shape[0], groups, rng)
         split_difference = real[second].mean(axis=0) - real[first].mean(axis=0)
         split_gaps[split] = np.abs(split_difference[band]).max()
 

@@ -13,7 +13,7 @@ from ..features.body_mask import check_image_stack
 from ..msssim import MS_SSIM_WEIGHTS, combine_terms, ms_ssim_components
 from ..result import CheckResult, Evidence
 from ._validation import require_min_groups, require_min_images, validate_groups, validate_int, validate_seed
-from .texture_gap import _split_halves
+from ._splits import split_halves
 
 __all__ = ["compute_structural_diversity", "STATISTICS"]
 
@@ -137,7 +137,7 @@ def compute_structural_diversity(
 
     differences = []
     for _ in range(n_splits):
-        first, second = _split_halves(n_real, groups, rng)
+        first, second = split_halves(n_real, groups, rng)
         in_first = np.zeros(n_real, dtype=bool)
         in_first[first] = True
         both_first = in_first[real_pairs[:, 0]] & in_first[real_pairs[:, 1]]

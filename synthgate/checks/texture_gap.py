@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import DegenerateInputError
 from ..result import CheckResult, Evidence
+from ._splits import split_halves
 from ._validation import (
     require_min_groups,
     require_min_images,
@@ -145,7 +146,7 @@ def compute_texture_gap(
     rng = np.random.default_rng(seed)
     split_abs_smd = np.empty((n_splits, len(names)))
     for split in range(n_splits):
-        first, second = _split_halves(real.shape[0], groups, rng)
+        first, second = split_halves(real.shape[0], groups, rng)
         split_abs_smd[split] = np.abs(_smd(real[first], real[second], names, "between real halves"))
     real_split_max = split_abs_smd.max(axis=0)
 
@@ -239,18 +240,3 @@ def _smd(a, b, names, comparison):
     np.divide(difference, pooled_sd, out=smd, where=~zero_sd)
     return smd
 
-
-def _split_halves(n_real, groups, rng):
-    """Return row indices of two random halves of the real set, by patient when grouped."""
-    if groups is None:
-        order = rng.permutation(n_real)
-        half = n_real // 2
-        return np.sort(order[:half]), np.sort(order[half:])
-
-    patients = rng.permutation(np.unique(groups))
-    sizes = np.bincount(groups)[patients]
-    cumulative = np.cumsum(sizes)[:-1]
-    # Cut after the patient whose running total is closest to half; both halves non-empty.
-    cut = int(np.argmin(np.abs(cumulative - n_real / 2))) + 1
-    in_first = np.isin(groups, patients[:cut])
-    return np.flatnonzero(in_first), np.flatnonzero(~in_first)

@@ -38,7 +38,7 @@ class CurveletExtractor:
     Scale 1 is the coarsest curvelet scale. With the defaults on 256x256 slices the power of
     scales 1, 2 and 3 is centred at about 0.11, 0.22 and 0.44 cycles per pixel. Directions are
     numbered 1 .. ``directions`` in increasing angle of the band's frequency vector, from 0 to
-    180 degrees (0 degrees is horizontal frequency, that is vertical edges). ``angles`` holds
+    180 degrees (0 degrees is horizontal frequency, that is vertical edges). ``angles`` contains
     the angle of every band.
 
     Parameters

@@ -1,1 +1,1 @@
-"""Integrity checks on one image set: every file decodes, has the working size, and the count is as expected."""
+"""Integrity checks on one image set: Great Expectations rules on its per-image manifest."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from synthgate.checks.image_outliers import STATISTICS, compute_image_outliers
-from synthgate.checks.texture_gap import _split_halves
+from synthgate.checks._splits import split_halves
 from synthgate.errors import DegenerateInputError
 
 NAMES = ("mean_intensity", "body_fraction", "lung_fraction", "laplacian_variance", "entropy")
@@ -54,7 +54,7 @@ def test_real_share_by_hand(real, groups):
     rng = np.random.default_rng(3)
     shares = []
     for _ in range(2):
-        first, second = _split_halves(len(real), groups, rng)
+        first, second = split_halves(len(real), groups, rng)
         flagged = 0
         for fit, judged in ((first, second), (second, first)):
             low, high = np.percentile(real[fit], [0.5, 99.5], axis=0)

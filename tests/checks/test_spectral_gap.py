@@ -5,7 +5,7 @@ import pytest
 
 from synthgate.checks.separability_auc import compute_separability_auc
 from synthgate.checks.spectral_gap import STATISTICS, compute_spectral_gap
-from synthgate.checks.texture_gap import _split_halves
+from synthgate.checks._splits import split_halves
 from synthgate.errors import DegenerateInputError
 
 N_RINGS = 40
@@ -49,7 +49,7 @@ def test_baseline_by_hand(real, groups):
     band = FREQUENCIES >= 0.25
     gaps = []
     for _ in range(3):
-        first, second = _split_halves(len(real), groups, rng)
+        first, second = split_halves(len(real), groups, rng)
         gaps.append(np.abs(real[second].mean(axis=0) - real[first].mean(axis=0))[band].max())
     assert result.statistics["real_high_band_max_gap"] == pytest.approx(np.mean(gaps))
     assert result.baseline == result.statistics["real_high_band_max_gap"]

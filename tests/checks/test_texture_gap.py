@@ -5,7 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from synthgate.checks.texture_gap import STATISTICS, _split_halves, compute_texture_gap
+from synthgate.checks._splits import split_halves
+from synthgate.checks.texture_gap import STATISTICS, compute_texture_gap
 from synthgate.errors import DegenerateInputError
 
 NAMES = ("mean", "std", "glcm_contrast", "glcm_energy", "lbp_0", "lbp_1")
@@ -61,7 +62,7 @@ def test_real_split_baseline_by_hand(data):
     rng = np.random.default_rng(9)
     split_abs = []
     for _ in range(3):
-        first, second = _split_halves(len(real), groups, rng)
+        first, second = split_halves(len(real), groups, rng)
         split_abs.append(np.abs(_direct_smd(real[first], real[second])))
     split_abs = np.array(split_abs)
     expected = np.median(split_abs, axis=1).mean()
@@ -77,7 +78,7 @@ def test_split_halves_keep_patients_apart():
     rng = np.random.default_rng(1)
     groups = np.array([0] * 40 + [1] * 3 + [2] * 3 + list(range(3, 20)))
     for _ in range(10):
-        first, second = _split_halves(len(groups), groups, rng)
+        first, second = split_halves(len(groups), groups, rng)
         assert set(groups[first]).isdisjoint(groups[second])
         assert len(first) + len(second) == len(groups)
         assert len(first) > 0
@@ -85,7 +86,7 @@ def test_split_halves_keep_patients_apart():
 
 
 def test_split_halves_by_image_sizes():
-    first, second = _split_halves(11, None, np.random.default_rng(2))
+    first, second = split_halves(11, None, np.random.default_rng(2))
     assert (len(first), len(second)) == (5, 6)
     assert sorted(np.concatenate([first, second]).tolist()) == list(range(11))
 
