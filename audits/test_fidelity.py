@@ -12,3 +12,8 @@ def test_separability_auc(audit, features):
 def test_texture_gap(audit, features):
     verdict = audit.check("texture_gap", features=features)
     assert verdict.status != "fail", verdict.message
+
+
+def test_distribution_distance(audit, features):
+    verdict = audit.check("distribution_distance", features=features)
+    assert verdict.status != "fail", verdict.message

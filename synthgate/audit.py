@@ -19,7 +19,9 @@ from typing import Any
 from .cache import FeatureCache
 from .config import AuditConfig, DatasetConfig
 from .dataset import ImageSet, load_image_set
-from .errors import ConfigError, SynthgateWarning
+from .encoders import get_encoder
+from .encoders import unavailable_reason as encoder_unavailable_reason
+from .errors import ConfigError, EncoderUnavailableError, SynthgateWarning
 from .features import EXTRACTORS, compute_features, get_extractor
 from .gate import Verdict, evaluate
 from .groups import INFERRED_GROUP_SIMILARITY, infer_groups
@@ -69,6 +71,12 @@ class AuditSession:
         Statistics of an accepted earlier run by label (``check[features-or-role]``), read
         from its ``summary.json``. Each check must then not get worse than its accepted value
         by more than its ``baseline_tolerance``.
+    encoder : str, optional
+        An encoder that every check following ``--encoder`` runs on as well
+        (``CheckSpec.follows_encoder_option``); it also draws the manifold view.
+    threads : int, optional
+        CPU threads of the encoders (torch); None leaves the ``threads`` key of each
+        ``[encoders.<name>]`` table, else torch's default.
     """
 
     def __init__(
@@ -79,11 +87,17 @@ class AuditSession:
         cache: FeatureCache,
         n_jobs: int = 1,
         accepted=None,
+        encoder: str | None = None,
+        threads: int | None = None,
     ):
+        if encoder is not None:
+            config.encoder_params(encoder)
         self.dataset = dataset
         self.config = config
         self.cache = cache
         self.n_jobs = n_jobs
+        self.encoder = encoder
+        self.threads = threads
         self.accepted = dict(accepted or {})
         self.verdicts: list[RecordedVerdict] = []
         self._image_sets: dict[str, ImageSet] = {}
@@ -91,6 +105,7 @@ class AuditSession:
         self._extractors: dict[str, Any] = {}
         self._manifests: dict[str, Any] = {}
         self._real_groups: tuple[str, ...] | None = None
+        self._manifold = None
         self.group_source: str | None = None
 
     @property
@@ -153,22 +168,58 @@ class AuditSession:
         """Return the image sets loaded so far, by role, without loading any other."""
         return dict(self._image_sets)
 
+    def is_encoder(self, features: str) -> bool:
+        """True when ``features`` names an encoder rather than a built-in feature set."""
+        return features not in EXTRACTORS
+
     def extractor(self, features: str):
+        """Return the extractor or encoder called ``features`` (built once).
+
+        Raises
+        ------
+        EncoderUnavailableError
+            If ``features`` is an encoder whose optional packages are not installed.
+        WeightsNotFoundError
+            If the encoder's weights are in none of the places it looks.
+        """
         if features not in self._extractors:
-            # Extractors that only accept one slice shape are built for the audit's image size.
-            extractor_class = EXTRACTORS.get(features)
-            takes_shape = extractor_class is not None and "shape" in inspect.signature(extractor_class).parameters
-            params = {"shape": self.config.image_size} if takes_shape else {}
-            self._extractors[features] = get_extractor(features, **params)
+            if self.is_encoder(features):
+                params = self.config.encoder_params(features)
+                # --threads takes precedence over the encoder's table, like every command-line option.
+                if self.threads is not None:
+                    params["threads"] = self.threads
+                self._extractors[features] = get_encoder(features, **params)
+            else:
+                # Extractors that only accept one slice shape are built for the audit's image size.
+                takes_shape = "shape" in inspect.signature(EXTRACTORS[features]).parameters
+                params = {"shape": self.config.image_size} if takes_shape else {}
+                self._extractors[features] = get_extractor(features, **params)
         return self._extractors[features]
 
+    def features_of(self, check: str) -> tuple[str, ...]:
+        """Return the feature sets and encoders ``check`` runs on in this session."""
+        return self.config.features(check, self.dataset.name, encoder=self.encoder)
+
+    def encoder_provenance(self) -> dict:
+        """Return, for each encoder built so far, its model, weights (path and SHA-256) and preprocessing."""
+        return {
+            name: dict(extractor.provenance)
+            for name, extractor in self._extractors.items()
+            if self.is_encoder(name)
+        }
+
     def features(self, role: str, features: str):
-        """Return the feature matrix of ``role`` for the feature set ``features`` (computed once)."""
+        """Return the feature matrix of ``role`` for the feature set or encoder ``features`` (computed once)."""
         key = (role, features)
         if key not in self._features:
             started = time.perf_counter()
+            # An encoder runs in this process, on the threads torch is given, rather than
+            # copying its model into worker processes. Its smaller batches keep the progress bar
+            # and the cache up to date, because it embeds only about 20 slices per second.
+            encoder = self.is_encoder(features)
             self._features[key] = compute_features(
-                self.image_set(role), self.extractor(features), cache=self.cache, n_jobs=self.n_jobs
+                self.image_set(role), self.extractor(features), cache=self.cache,
+                n_jobs=1 if encoder else self.n_jobs, batch_size=64 if encoder else 256,
             )
             logger.info("%s features of %s: %.1f s", features, role, time.perf_counter() - started)
         return self._features[key]
@@ -188,7 +239,7 @@ class AuditSession:
         """
         spec = CHECK_SPECS[check]
         threshold = self.config.threshold(check, self.dataset.name)
-        reason = self.unavailable_reason(check)
+        reason = self.unavailable_reason(check, features)
         if reason is not None:
             raise ConfigError(reason)
         started = time.perf_counter()
@@ -222,11 +273,56 @@ class AuditSession:
         )
         return verdict
 
+    def manifold_features(self) -> str:
+        """Return the feature set or encoder of the manifold view: ``--encoder`` or ``report.manifold_features``."""
+        return self.encoder or self.config.report["manifold_features"]
+
+    def manifold(self):
+        """Return the manifold view of real against generated images and its separability (computed once).
+
+        Returns
+        -------
+        tuple of (ManifoldView, CheckResult or None)
+            The UMAP coordinates on :meth:`manifold_features`, and the separability_auc
+            result on the same features: the recorded one when the check ran on them, else
+            computed now without a verdict.
+
+        Raises
+        ------
+        SynthgateError
+            If the encoder or umap-learn is not installed, or the sets are too small.
+        """
+        if self._manifold is None:
+            from .manifold import compute_manifold
+
+            features = self.manifold_features()
+            reason = self.unavailable_reason("separability_auc", features)
+            if reason is not None:
+                raise EncoderUnavailableError(reason)
+            real, generated = self.features("real", features), self.features("generated", features)
+            started = time.perf_counter()
+            view = compute_manifold(real, generated)
+            logger.info("manifold view on %s: %.1f s", features, time.perf_counter() - started)
+
+            separability = next(
+                (
+                    recorded.verdict.result
+                    for recorded in self.verdicts
+                    if recorded.check == "separability_auc" and recorded.features == features
+                ),
+                None,
+            )
+            if separability is None:
+                spec = CHECK_SPECS["separability_auc"]
+                separability = self._compute(spec, self.config.threshold(spec.name, self.dataset.name), features, None)
+            self._manifold = (view, separability)
+        return self._manifold
+
     def _compute(self, spec, threshold, features, role):
         """Call the check's ``compute_<name>`` with its inputs, context and parameters."""
         if spec.takes_features:
             if features is None:
-                raise ConfigError(f"{spec.name} needs a feature set; valid: {', '.join(self.config.features(spec.name))}")
+                raise ConfigError(f"{spec.name} needs a feature set; valid: {', '.join(self.features_of(spec.name))}")
             kwargs = self._context_arguments(spec.compute, features)
             kwargs.update(threshold.params_dict)
             return spec.compute(self.features("real", features), self.features("generated", features), **kwargs)
@@ -279,10 +375,19 @@ class AuditSession:
             available["holdout_groups"] = self.image_set("holdout").groups
         return {name: value for name, value in available.items() if name in parameters}
 
-    def unavailable_reason(self, check: str) -> str | None:
-        """Return why ``check`` cannot run on this dataset (an input it requires is missing), or None."""
+    def unavailable_reason(self, check: str, features: str | None = None) -> str | None:
+        """Return why ``check`` cannot run on this dataset, or None.
+
+        It cannot when an input it requires is missing, or when ``features`` is an encoder
+        whose optional packages are not installed (the reason names the extra to install).
+        """
         spec = CHECK_SPECS[check]
         name = self.dataset.name
+        if features is not None and self.is_encoder(features):
+            kind = self.config.encoder_params(features).get("kind", features)
+            reason = encoder_unavailable_reason(kind)
+            if reason is not None:
+                return reason
         if "holdout" in spec.requires and self.dataset.holdout is None:
             return (
                 f"{check} needs a holdout set (real images NOT used to train the generator): add "

@@ -6,7 +6,8 @@ The file has two kinds of tables::
     severity = "fail"                # or "warn"
     max_<statistic> = 0.8            # and/or min_<statistic>; at least one bound
     baseline_tolerance = 0.02        # with --baseline: how much worse than the accepted run
-    features = ["texture", "pixels"] # feature sets the check runs on, where it takes features
+    features = ["texture", "pixels"] # feature sets or encoders the check runs on, where it takes features
+    encoder = "efficientnet_lite0"   # optional: one more encoder to run an embedding check on
     source = "..."                   # where the number comes from
     rationale = "..."                # why it is defensible
     [checks.<check>.params]          # keyword arguments of compute_<check>
@@ -22,6 +23,17 @@ The file has two kinds of tables::
     expected_counts = { real = 700, generated = 7000 }   # optional
     [datasets.<name>.checks.<check>] # optional per-dataset overrides, same keys as [checks.<check>]
 
+and two optional ones::
+
+    [encoders.<name>]                # weights of a built-in encoder, or a new encoder of a kind
+    kind = "open_clip"               # required for a name that is not built in
+    model = "ViT-B-16"               # open_clip architecture or hf-hub id
+    weights = "models/ckpt.pt"       # local file or folder, relative to this file
+
+    [report]
+    manifold = true                  # the UMAP view of real against generated images
+    manifold_features = "pixels"     # the feature set or encoder it is drawn on
+
 Every key is checked: an unknown key, a wrong type, an unknown check, statistic or parameter is a
 :class:`~synthgate.errors.ConfigError` that names the key and lists what is valid.
 """
@@ -36,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .encoders import ENCODER_KINDS, ENCODER_NAMES
 from .errors import ConfigError
 from .gate import SEVERITIES, Bound, ThresholdSpec
 from .registry import CHECK_SPECS, CONTEXT_ARGUMENTS, FEATURE_SETS
@@ -48,9 +61,12 @@ _DATASET_KEYS = {
     "real", "generated", "holdout", "pattern", "groups", "holdout_groups", "expected_counts",
     "checks", "description",
 }
-_CHECK_KEYS = {"severity", "source", "rationale", "params", "features", "baseline_tolerance"}
-_TOP_KEYS = {"checks", "datasets", "audit"}
+_CHECK_KEYS = {"severity", "source", "rationale", "params", "features", "encoder", "baseline_tolerance"}
+_TOP_KEYS = {"checks", "datasets", "audit", "encoders", "report"}
 _AUDIT_KEYS = {"default_dataset", "image_size"}
+_ENCODER_KEYS = {"kind", "model", "weights", "batch_size", "threads"}
+_REPORT_KEYS = {"manifold", "manifold_features"}
+DEFAULT_REPORT = {"manifold": True, "manifold_features": "pixels"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,8 @@ class AuditConfig:
     dataset_checks: Mapping[str, Mapping[str, Mapping[str, Any]]]
     default_dataset: str | None
     image_size: tuple[int, int]
+    encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    report: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_REPORT))
 
     def dataset(self, name: str | None) -> DatasetConfig:
         """Return the dataset called ``name``, or raise ConfigError listing the known names."""
@@ -111,11 +129,39 @@ class AuditConfig:
         merged["params"] = params
         return _threshold_spec(check, merged)
 
-    def features(self, check: str, dataset: str | None = None) -> tuple[str, ...]:
-        """Return the feature sets ``check`` runs on (empty for checks that take no features)."""
+    def features(self, check: str, dataset: str | None = None, *, encoder: str | None = None) -> tuple[str, ...]:
+        """Return the feature sets and encoders ``check`` runs on (empty for checks that take no features).
+
+        That is its ``features`` list, then its ``encoder``, then ``encoder`` (the command
+        line's ``--encoder``) when the check follows that option, each once.
+        """
         override = self.dataset_checks.get(dataset or "", {}).get(check, {})
         table = {**self.checks.get(check, {}), **override}
-        return tuple(table.get("features", ()))
+        names = list(table.get("features", ()))
+        follows = check in CHECK_SPECS and CHECK_SPECS[check].follows_encoder_option
+        for extra in (table.get("encoder"), encoder if follows else None):
+            if extra is not None and extra not in names:
+                names.append(extra)
+        return tuple(names)
+
+    def encoder_names(self) -> tuple[str, ...]:
+        """Return the built-in encoders and those defined in ``[encoders.<name>]`` tables."""
+        return tuple(dict.fromkeys((*ENCODER_NAMES, *self.encoders)))
+
+    def encoder_params(self, name: str) -> dict:
+        """Return the keyword arguments of :func:`synthgate.encoders.get_encoder` for ``name``.
+
+        Raises
+        ------
+        ConfigError
+            If ``name`` is neither built in nor defined in thresholds.toml.
+        """
+        if name not in self.encoder_names():
+            raise ConfigError(
+                f"encoder {name!r} is not a known encoder{_suggest(name, self.encoder_names())}; valid: "
+                f"{', '.join(self.encoder_names())}, or a name defined in an [encoders.<name>] table of {self.path}"
+            )
+        return dict(self.encoders.get(name, {}))
 
 
 def load_config(path: str | Path) -> AuditConfig:
@@ -140,9 +186,15 @@ def load_config(path: str | Path) -> AuditConfig:
     _reject_unknown(audit, _AUDIT_KEYS, "audit.", path)
     image_size = _image_size(audit.get("image_size", [256, 256]), path)
 
+    encoders = {
+        name: _encoder_table(name, table, path) for name, table in _table(document, "encoders", "", path).items()
+    }
+    encoder_names = tuple(dict.fromkeys((*ENCODER_NAMES, *encoders)))
+    report = _report_table(_table(document, "report", "", path), encoder_names, path)
+
     checks = {}
     for check, table in _table(document, "checks", "", path).items():
-        checks[check] = _check_table(check, table, f"checks.{check}", path, require_bound=True)
+        checks[check] = _check_table(check, table, f"checks.{check}", path, require_bound=True, encoders=encoder_names)
 
     datasets = {}
     dataset_checks = {}
@@ -159,7 +211,9 @@ def load_config(path: str | Path) -> AuditConfig:
                     f"{path}: {key}.checks.{check} overrides a check with no [checks.{check}] table; "
                     f"configured checks: {', '.join(sorted(checks))}"
                 )
-            overrides[check] = _check_table(check, override, f"{key}.checks.{check}", path, require_bound=False)
+            overrides[check] = _check_table(
+                check, override, f"{key}.checks.{check}", path, require_bound=False, encoders=encoder_names
+            )
         dataset_checks[name] = overrides
 
     if "default_dataset" in audit:
@@ -178,6 +232,8 @@ def load_config(path: str | Path) -> AuditConfig:
         dataset_checks=dataset_checks,
         default_dataset=default_dataset,
         image_size=image_size,
+        encoders=encoders,
+        report=report,
     )
 
 
@@ -242,7 +298,52 @@ def _dataset(name, table, base, key, path):
     )
 
 
-def _check_table(check, table, key, path, *, require_bound):
+def _encoder_table(name, table, path):
+    key = f"encoders.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {key} must be a table; got {table!r}")
+    _reject_unknown(table, _ENCODER_KEYS, f"{key}.", path)
+    if name in FEATURE_SETS:
+        raise ConfigError(f"{path}: {key} must not reuse the name of a feature set ({', '.join(FEATURE_SETS)})")
+
+    params = {}
+    if name not in ENCODER_NAMES and "kind" not in table:
+        raise ConfigError(
+            f"{path}: {key} is not a built-in encoder{_suggest(name, ENCODER_NAMES)}; a new encoder needs "
+            f"kind = one of {', '.join(ENCODER_KINDS)} (and model = \"...\" for open_clip)"
+        )
+    if "kind" in table:
+        kind = table["kind"]
+        if kind not in ENCODER_KINDS:
+            raise ConfigError(f"{path}: {key}.kind must be one of {', '.join(ENCODER_KINDS)}; got {kind!r}")
+        params["kind"] = kind
+    if "model" in table:
+        params["model"] = _string(table["model"], f"{key}.model", path)
+    if "weights" in table:
+        params["weights"] = (path.parent / _string(table["weights"], f"{key}.weights", path)).resolve()
+    for count_key in ("batch_size", "threads"):
+        if count_key in table:
+            value = table[count_key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{path}: {key}.{count_key} must be a positive integer; got {value!r}")
+            params[count_key] = value
+    return params
+
+
+def _report_table(table, encoder_names, path):
+    _reject_unknown(table, _REPORT_KEYS, "report.", path)
+    report = {**DEFAULT_REPORT, **table}
+    if not isinstance(report["manifold"], bool):
+        raise ConfigError(f"{path}: report.manifold must be true or false; got {report['manifold']!r}")
+    valid = (*FEATURE_SETS, *encoder_names)
+    if report["manifold_features"] not in valid:
+        raise ConfigError(
+            f"{path}: report.manifold_features must be one of {', '.join(valid)}; got {report['manifold_features']!r}"
+        )
+    return report
+
+
+def _check_table(check, table, key, path, *, require_bound, encoders=ENCODER_NAMES):
     if check not in CHECK_SPECS:
         raise ConfigError(
             f"{path}: unknown check {key!r}{_suggest(check, CHECK_SPECS)}; valid checks: {', '.join(sorted(CHECK_SPECS))}"
@@ -279,13 +380,31 @@ def _check_table(check, table, key, path, *, require_bound):
         if text_key in table:
             _string(table[text_key], f"{key}.{text_key}", path)
 
+    valid_features = (*FEATURE_SETS, *encoders) if spec.takes_embeddings else FEATURE_SETS
     if "features" in table:
         features = table["features"]
         if not spec.takes_features:
             raise ConfigError(f"{path}: {key}.features is not valid: {check} takes no feature set")
-        if not isinstance(features, list) or not features or any(f not in FEATURE_SETS for f in features):
+        if not isinstance(features, list) or not features or any(f not in valid_features for f in features):
+            no_encoders = "" if spec.takes_embeddings else f" ({check} takes no encoders)"
             raise ConfigError(
-                f"{path}: {key}.features must be a non-empty list of {', '.join(FEATURE_SETS)}; got {features!r}"
+                f"{path}: {key}.features must be a non-empty list of {', '.join(valid_features)}{no_encoders}; "
+                f"got {features!r}"
+            )
+        repeated = sorted({name for name in features if features.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"{path}: {key}.features must name each feature set once; got {', '.join(repeated)} twice")
+    if "encoder" in table:
+        if not spec.takes_embeddings:
+            embedding_checks = sorted(name for name, other in CHECK_SPECS.items() if other.takes_embeddings)
+            raise ConfigError(
+                f"{path}: {key}.encoder is not valid: {check} does not take embeddings; checks that do: "
+                f"{', '.join(embedding_checks)}"
+            )
+        if table["encoder"] not in encoders:
+            raise ConfigError(
+                f"{path}: {key}.encoder must be one of {', '.join(encoders)} or a name defined in an "
+                f"[encoders.<name>] table; got {table['encoder']!r}"
             )
 
     params = table.get("params", {})

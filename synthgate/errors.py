@@ -11,6 +11,8 @@ __all__ = [
     "DatasetError",
     "ImageDecodeError",
     "DegenerateInputError",
+    "EncoderUnavailableError",
+    "WeightsNotFoundError",
     "SynthgateWarning",
 ]
 
@@ -46,6 +48,26 @@ class ImageDecodeError(SynthgateError, ValueError):
 
 class DegenerateInputError(SynthgateError, ValueError):
     """The input admits no meaningful statistic: too few samples, constant data, one class."""
+
+
+class EncoderUnavailableError(SynthgateError, ImportError):
+    """An encoder's optional packages are not installed; the message names the extra to install."""
+
+
+class WeightsNotFoundError(SynthgateError, FileNotFoundError):
+    """An encoder's weights are in none of the places it looks; synthgate never downloads them.
+
+    Parameters
+    ----------
+    message : str
+        The whole message: every place looked at and how to provide the weights.
+    searched : sequence of str
+        The places looked at, in order.
+    """
+
+    def __init__(self, message, searched=()):
+        super().__init__(message)
+        self.searched = tuple(searched)
 
 
 class SynthgateWarning(UserWarning):

@@ -41,6 +41,7 @@ class _AuditState:
     summary_path: Path
     errors: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    manifold: bool = True
 
 
 _STATE = pytest.StashKey[_AuditState]()
@@ -66,6 +67,17 @@ def pytest_addoption(parser):
         help="summary.json of an accepted earlier run; a check that gets worse than it by more than its baseline_tolerance fails",
     )
     group.addoption("--jobs", metavar="N", type=int, default=None, help="worker processes for feature extraction (default: CPU count)")
+    group.addoption(
+        "--encoder", metavar="NAME", default=None,
+        help="also run separability_auc, duplicate_rate, distribution_distance and coverage on this encoder "
+        "(efficientnet_lite0, resnext101_32x8d, biomedclip, or an [encoders.<name>] of thresholds.toml), and draw "
+        "the manifold view with it",
+    )
+    group.addoption(
+        "--threads", metavar="N", type=int, default=None,
+        help="CPU threads of the encoders (default: the encoder's threads key, else torch's default)",
+    )
+    group.addoption("--no-manifold", action="store_true", help="leave the UMAP manifold view out of the report")
     parser.addini("synthgate_audit_dir", "folder holding the audit tests, relative to the rootdir", default="audits")
 
 
@@ -95,7 +107,7 @@ def pytest_generate_tests(metafunc):
     check = metafunc.function.__name__.removeprefix("test_")
     session = state.session
     if "features" in metafunc.fixturenames:
-        metafunc.parametrize("features", session.config.features(check, session.dataset.name))
+        metafunc.parametrize("features", session.features_of(check))
     if "role" in metafunc.fixturenames:
         roles = [role for role in session.roles if role in CHECK_SPECS[check].roles]
         if check == "image_count":
@@ -131,7 +143,7 @@ class AuditFixture:
         groups) is skipped with a reason that names what to add.
         """
         __tracebackhide__ = True
-        reason = self.session.unavailable_reason(name)
+        reason = self.session.unavailable_reason(name, features)
         if reason is not None:
             label = f"{name}[{features or role}]" if features or role else name
             self._state.skipped.append((label, reason))
@@ -209,12 +221,15 @@ class _Reporter:
 
     def __init__(self, state: _AuditState):
         self.state = state
+        self.manifold_section = ""
+        self.manifold_summary = None
 
     def pytest_html_report_title(self, report):
         report.title = f"synthgate audit: {self.state.session.dataset.name}"
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         from .report import render_scorecard
+        from .report_figures import encoders_html
 
         session = self.state.session
         counts = {
@@ -227,6 +242,8 @@ class _Reporter:
                 group_source=session.group_source, skipped=self.state.skipped,
             )
         )
+        prefix.append(encoders_html(session))
+        prefix.append(self.manifold_section)
 
     def pytest_html_results_table_header(self, cells):
         cells.insert(1, "<th>Verdict</th>")
@@ -238,12 +255,18 @@ class _Reporter:
             cells[0] = cells[0].replace(">Passed<", ">Passed with warning<")
         cells.insert(1, f'<td class="col-verdict">{status.upper()}</td>')
 
+    # Before pytest-html's own hook, which writes the report: the manifold view is computed once
+    # here and then both the HTML and summary.json show it.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):
         from .report import write_summary
+        from .report_figures import manifold_html
 
+        if self.state.manifold and self.state.session.verdicts:
+            self.manifold_section, self.manifold_summary = manifold_html(self.state.session)
         write_summary(
             self.state.summary_path, self.state.session.verdicts, self.state.errors,
-            self.state.session, _versions(), skipped=self.state.skipped,
+            self.state.session, _versions(), skipped=self.state.skipped, manifold=self.manifold_summary,
         )
 
     def pytest_terminal_summary(self, terminalreporter):
@@ -329,9 +352,20 @@ def _build_state(config) -> _AuditState:
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise SynthgateError(f"--jobs must be a positive integer; got {jobs}")
+    if options.encoder is not None:
+        try:
+            audit_config.encoder_params(options.encoder)
+        except SynthgateError as error:
+            raise SynthgateError(f"--encoder: {error}") from None
+    if options.threads is not None and options.threads < 1:
+        raise SynthgateError(f"--threads must be a positive integer; got {options.threads}")
     accepted = _read_accepted(Path(options.baseline)) if options.baseline else None
-    session = AuditSession(dataset, audit_config, cache=cache, n_jobs=jobs, accepted=accepted)
-    return _AuditState(session=session, summary_path=Path())
+    session = AuditSession(
+        dataset, audit_config, cache=cache, n_jobs=jobs, accepted=accepted, encoder=options.encoder,
+        threads=options.threads,
+    )
+    manifold = audit_config.report["manifold"] and not options.no_manifold
+    return _AuditState(session=session, summary_path=Path(), manifold=manifold)
 
 
 def _read_accepted(path: Path) -> dict:
@@ -362,7 +396,7 @@ def _versions() -> dict:
     versions = {}
     packages = (
         "synthgate", "numpy", "scipy", "scikit-image", "scikit-learn", "pillow", "pytest", "pytest-html",
-        "great-expectations", "curvelets",
+        "great-expectations", "curvelets", "umap-learn", "torch", "torchvision", "open_clip_torch",
     )
     for package in packages:
         try:

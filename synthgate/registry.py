@@ -46,6 +46,13 @@ class CheckSpec:
         Dataset inputs from REQUIREMENTS without which the check cannot run: ``"holdout"`` (real
         images not used for training) and ``"groups"`` (patient ids of the real images, given
         rather than inferred). The audit skips the check with a reason when one is missing.
+    takes_embeddings : bool
+        True when the check may run on an encoder (``encoder = "..."`` or an encoder name in
+        ``features`` in its table) as well as on the built-in feature sets.
+    follows_encoder_option : bool
+        True when ``--encoder`` adds its encoder to the check: its bounds mean the same on any
+        embedding. A check whose bounds were calibrated on one feature set takes an encoder
+        only when its table names one.
     """
 
     name: str
@@ -55,6 +62,8 @@ class CheckSpec:
     roles: tuple[str, ...] = ("real", "generated", "holdout")
     takes_images: bool = False
     requires: tuple[str, ...] = ()
+    takes_embeddings: bool = False
+    follows_encoder_option: bool = False
 
     def _module(self):
         return importlib.import_module(self.module)
@@ -92,10 +101,26 @@ CHECK_SPECS: dict[str, CheckSpec] = {
             "intensity_range", "synthgate.integrity.contract", "integrity", takes_features=False,
             roles=("generated", "holdout"),
         ),
-        CheckSpec("nearest_real_distance", "synthgate.checks.nearest_real_distance", "privacy", True),
-        CheckSpec("separability_auc", "synthgate.checks.separability_auc", "fidelity", True),
+        CheckSpec(
+            "nearest_real_distance", "synthgate.checks.nearest_real_distance", "privacy", True, takes_embeddings=True
+        ),
+        CheckSpec(
+            "separability_auc", "synthgate.checks.separability_auc", "fidelity", True, takes_embeddings=True,
+            follows_encoder_option=True,
+        ),
         CheckSpec("texture_gap", "synthgate.checks.texture_gap", "fidelity", True),
-        CheckSpec("duplicate_rate", "synthgate.checks.duplicate_rate", "diversity", True),
+        CheckSpec(
+            "duplicate_rate", "synthgate.checks.duplicate_rate", "diversity", True, takes_embeddings=True,
+            follows_encoder_option=True,
+        ),
+        CheckSpec(
+            "distribution_distance", "synthgate.checks.distribution_distance", "fidelity", True, takes_embeddings=True,
+            follows_encoder_option=True,
+        ),
+        CheckSpec(
+            "coverage", "synthgate.checks.coverage", "diversity", True, takes_embeddings=True,
+            follows_encoder_option=True,
+        ),
         CheckSpec("spectral_gap", "synthgate.checks.spectral_gap", "fidelity", True),
         CheckSpec("image_outliers", "synthgate.checks.image_outliers", "fidelity", True),
         CheckSpec(

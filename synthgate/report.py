@@ -191,8 +191,13 @@ def render_scorecard(
     )
 
 
-def write_summary(path: Path, recorded_verdicts, errors, session, versions, skipped=()) -> None:
-    """Write ``summary.json``: one entry per check with its numbers, thresholds, verdict and evidence."""
+def write_summary(path: Path, recorded_verdicts, errors, session, versions, skipped=(), manifold=None) -> None:
+    """Write ``summary.json``: one entry per check with its numbers, thresholds, verdict and evidence.
+
+    ``manifold`` is the manifold view's summary from :func:`synthgate.report_figures.manifold_html`,
+    or None when the view was turned off.
+    """
+    provenance = session.encoder_provenance()
     dataset = session.dataset
     checks = []
     for recorded in recorded_verdicts:
@@ -203,7 +208,7 @@ def write_summary(path: Path, recorded_verdicts, errors, session, versions, skip
                 "name": recorded.check,
                 "category": recorded.category,
                 "features": recorded.features,
-                "encoder": recorded.features,
+                "encoder": recorded.features if recorded.features in provenance else None,
                 "role": recorded.role,
                 "statistic": result.statistic,
                 "value": result.value,
@@ -237,6 +242,8 @@ def write_summary(path: Path, recorded_verdicts, errors, session, versions, skip
         "checks": checks,
         "errors": [{"test": label, "message": message} for label, message in errors],
         "skipped": [{"check": label, "reason": reason} for label, reason in skipped],
+        "encoders": provenance,
+        "manifold": manifold,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

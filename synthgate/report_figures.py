@@ -1,4 +1,4 @@
-"""Figures drawn for particular checks in the HTML report: the power spectrum and the curvelet heat map.
+"""Figures of the HTML report: the power spectrum, the curvelet heat map and the manifold view.
 
 Each figure is a PNG embedded as base64, so the report stays one self-contained file. A figure
 that cannot be drawn from what the check returned is left out (an empty string) rather than
@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["check_figure_html"]
+__all__ = ["check_figure_html", "manifold_html", "encoders_html"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,3 +125,93 @@ def _curvelet_heat_map_html(result, session, title: str) -> str:
     figure.colorbar(image, ax=panels, shrink=0.9, label="SMD, generated - real")
     figure.suptitle(f"{title}: effect size by scale (1 coarse, {extractor.scales} fine) and direction", fontsize=9)
     return _figure_html(figure, f"curvelet effect-size heat map of {title}")
+
+
+def manifold_html(session) -> tuple[str, dict]:
+    """Return the manifold section of the report and its summary for ``summary.json``.
+
+    The view is computed once per run by :meth:`synthgate.audit.AuditSession.manifold`. A view
+    that cannot be drawn (umap-learn or an encoder not installed, too few images) is replaced
+    by one line that gives the reason, so the rest of the report is unaffected.
+
+    Returns
+    -------
+    tuple of (str, dict)
+        The HTML, and ``{"features", "drawn", ...}`` with the sizes, UMAP parameters and
+        separability AUC when drawn, or the reason when not.
+    """
+    from .errors import SynthgateError
+
+    features = session.manifold_features()
+    heading = f"<h2>Manifold view ({html.escape(features)})</h2>"
+    try:
+        view, separability = session.manifold()
+    except Exception as error:
+        # The report is written whatever happens to this view, so an unexpected error from an
+        # encoder or UMAP is reported here with its traceback in the log, not raised.
+        reason = str(error) if isinstance(error, SynthgateError) else f"{type(error).__name__}: {error}"
+        logger.warning("manifold view left out: %s", reason, exc_info=not isinstance(error, SynthgateError))
+        return f"{heading}<p>Not drawn: {html.escape(reason)}</p>", {
+            "features": features, "drawn": False, "reason": reason,
+        }
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    real_points = view.coordinates[: view.n_real]
+    generated_points = view.coordinates[view.n_real :]
+    axes.scatter(generated_points[:, 0], generated_points[:, 1], s=6, alpha=0.5, c="#cf222e", label=f"generated ({view.n_generated})")
+    axes.scatter(real_points[:, 0], real_points[:, 1], s=6, alpha=0.7, c="#0969da", label=f"real ({view.n_real})")
+    axes.set_xlabel("UMAP 1")
+    axes.set_ylabel("UMAP 2")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.legend(loc="best", markerscale=2)
+    axes.set_title(f"real against generated on {features}")
+    figure.tight_layout()
+
+    params = view.params
+    caption = (
+        f"UMAP (umap-learn {params['umap_version']}, {params['n_neighbors']} neighbours, min_dist "
+        f"{params['min_dist']:g}, {params['metric']} distance, seed {params['seed']}) of {view.n_real} real and "
+        f"{view.n_generated} generated images, embedded together. Axes have no units; read clusters and overlap, "
+        "not distances."
+    )
+    if separability is not None:
+        interval = separability.interval
+        spread = f" [{interval[0]:.3f}, {interval[1]:.3f}] ({separability.interval_kind})" if interval else ""
+        caption += (
+            f" Separability AUC on the same features: {separability.value:.3f}{spread}; 0.5 means a linear "
+            "classifier cannot tell the sets apart, 1.0 that it always can."
+        )
+    provenance = session.encoder_provenance().get(features)
+    if provenance:
+        caption += f" Encoder: {_provenance_text(provenance)}."
+    summary = {
+        "features": features,
+        "drawn": True,
+        "n_real": view.n_real,
+        "n_generated": view.n_generated,
+        "parameters": dict(params),
+        "separability_auc": None if separability is None else separability.value,
+    }
+    section = heading + _figure_html(figure, f"UMAP of real and generated images on {features}")
+    return section + f"<p>{html.escape(caption)}</p>", summary
+
+
+def encoders_html(session) -> str:
+    """Return the list of encoders used in this run, each with its model, weights file, SHA-256 and preprocessing."""
+    provenance = session.encoder_provenance()
+    if not provenance:
+        return ""
+    items = "".join(f"<li>{html.escape(_provenance_text(entry))}</li>" for entry in provenance.values())
+    return f"<p><b>Encoders:</b></p><ul>{items}</ul>"
+
+
+def _provenance_text(entry) -> str:
+    preprocessing = entry.get("preprocessing") or {}
+    steps = ", ".join(f"{key} {value}" for key, value in preprocessing.items())
+    sha = str(entry.get("weights_sha256") or "")
+    return (
+        f"{entry.get('encoder')} (model {entry.get('model')}, {entry.get('embedding_dimension')}-d) with weights "
+        f"{entry.get('weights_path')} (SHA-256 {sha[:16]}...); input: {steps}"
+    )

@@ -36,13 +36,31 @@ class AuditRun:
         raise KeyError(f"{label} not in summary; checks: {[c['name'] for c in self.summary['checks']]}")
 
 
-def run_audit(tmp_path: Path, *arguments: str, cache_dir: Path | None = None) -> AuditRun:
-    """Run the audit with ``arguments`` and the report under ``tmp_path``."""
+def run_audit(
+    tmp_path: Path,
+    *arguments: str,
+    cache_dir: Path | None = None,
+    manifold: bool = False,
+    python_prelude: str | None = None,
+) -> AuditRun:
+    """Run the audit with ``arguments`` and the report under ``tmp_path``.
+
+    The manifold view is left out unless ``manifold`` is True, because UMAP compiles for about
+    30 s in every new process. ``python_prelude`` is Python code run in the subprocess before
+    pytest starts (for example to hide optional packages).
+    """
     report = tmp_path / "report" / "report.html"
-    command = [
-        sys.executable, "-m", "pytest", "audits/", "-p", "no:cacheprovider", "-q",
+    pytest_arguments = [
+        "audits/", "-p", "no:cacheprovider", "-q",
         f"--html={report}", f"--cache-dir={cache_dir or tmp_path / 'cache'}", *arguments,
     ]
+    if not manifold:
+        pytest_arguments.append("--no-manifold")
+    if python_prelude is None:
+        command = [sys.executable, "-m", "pytest", *pytest_arguments]
+    else:
+        launcher = f"{python_prelude}\nimport sys, pytest\nsys.exit(pytest.main(sys.argv[1:]))"
+        command = [sys.executable, "-c", launcher, *pytest_arguments]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     return AuditRun(
         returncode=completed.returncode,
