@@ -181,6 +181,8 @@ class AuditSession:
             If ``features`` is an encoder whose optional packages are not installed.
         WeightsNotFoundError
             If the encoder's weights are in none of the places it looks.
+        EncoderLoadError
+            If the weights or the model config do not fit the encoder.
         """
         if features not in self._extractors:
             if self.is_encoder(features):

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .encoders import ENCODER_KINDS, ENCODER_NAMES
+from .encoders import ENCODER_KINDS, ENCODER_NAMES, check_encoder_params
 from .errors import ConfigError
 from .gate import SEVERITIES, Bound, ThresholdSpec
 from .registry import CHECK_SPECS, CONTEXT_ARGUMENTS, FEATURE_SETS
@@ -323,10 +323,14 @@ def _encoder_table(name, table, path):
         params["weights"] = (path.parent / _string(table["weights"], f"{key}.weights", path)).resolve()
     for count_key in ("batch_size", "threads"):
         if count_key in table:
-            value = table[count_key]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{path}: {key}.{count_key} must be a positive integer; got {value!r}")
-            params[count_key] = value
+            params[count_key] = table[count_key]
+
+    # The encoder package owns the rules of each kind's parameters; they are checked here without
+    # building the model, so that a bad table stops the run before any test.
+    try:
+        check_encoder_params(name, params)
+    except ValueError as error:
+        raise ConfigError(f"{path}: invalid [{key}] table: {error}") from None
     return params
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "DegenerateInputError",
     "EncoderUnavailableError",
     "WeightsNotFoundError",
+    "EncoderLoadError",
     "SynthgateWarning",
 ]
 
@@ -55,7 +56,9 @@ class EncoderUnavailableError(SynthgateError, ImportError):
 
 
 class WeightsNotFoundError(SynthgateError, FileNotFoundError):
-    """An encoder's weights are in none of the places it looks; synthgate never downloads them.
+    """An encoder's weights, or the config they need, are in none of the places it looks.
+
+    synthgate never downloads them.
 
     Parameters
     ----------
@@ -68,6 +71,14 @@ class WeightsNotFoundError(SynthgateError, FileNotFoundError):
     def __init__(self, message, searched=()):
         super().__init__(message)
         self.searched = tuple(searched)
+
+
+class EncoderLoadError(SynthgateError, ValueError):
+    """An encoder cannot be built from its parameters, or its weights or config file is unusable.
+
+    Raised for an invalid parameter, an unreadable file, and a state dict whose keys or shapes
+    do not match the model. The message names the parameter or file and the change that fixes it.
+    """
 
 
 class SynthgateWarning(UserWarning):

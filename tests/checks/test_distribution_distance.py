@@ -8,7 +8,7 @@ import scipy.linalg
 from sklearn.metrics.pairwise import polynomial_kernel
 
 from synthgate.checks._matched_samples import draw_matched_samples
-from synthgate.checks.distribution_distance import STATISTICS, compute_distribution_distance
+from synthgate.checks.distribution_distance import STATISTICS, _half_sample, compute_distribution_distance
 from synthgate.errors import DegenerateInputError
 
 FAST = {"n_splits": 2, "n_bootstrap": 40}
@@ -36,6 +36,16 @@ def _oracle_fd(x, y):
     sigma_x, sigma_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
     root = scipy.linalg.sqrtm(sigma_x @ sigma_y)
     return float(np.sum((x.mean(0) - y.mean(0)) ** 2) + np.trace(sigma_x) + np.trace(sigma_y) - 2 * np.trace(root).real)
+
+
+def _assert_intervals_contain_values(result):
+    """Assert that the headline interval and every interval of the evidence table contain their value."""
+    low, high = result.interval
+    assert low <= result.statistics["kid_normalized"] <= high, (low, result.statistics["kid_normalized"], high)
+    for row in result.evidence.table:
+        for side in ("generated", "real", "excess"):
+            low, value, high = row[f"{side}_ci_low"], row[side], row[f"{side}_ci_high"]
+            assert low <= value <= high, f"{row['statistic']} {side}: {value} outside [{low}, {high}]"
 
 
 def test_matches_kernel_and_sqrtm_oracle():
@@ -107,6 +117,7 @@ def test_same_seed_same_result():
     other = compute_distribution_distance(real, generated, seed=12, **FAST)
     assert dict(first.statistics) == dict(second.statistics)
     assert first.interval == second.interval
+    assert first.evidence.table == second.evidence.table
     np.testing.assert_array_equal(first.evidence.distributions["generated"], second.evidence.distributions["generated"])
     assert dict(other.statistics) != dict(first.statistics)
 
@@ -130,6 +141,12 @@ def test_result_fields_and_evidence():
     assert row["excess"] == pytest.approx(result.statistics["kid_normalized_excess"])
     assert (row["generated_ci_low"], row["generated_ci_high"]) == result.interval
     assert row["excess_ci_low"] <= row["excess_ci_high"]
+    assert "percentile bootstrap" in result.interval_kind
+    assert "with replacement" in result.interval_kind
+    for name in ("kid", "kid_normalized"):
+        assert rows[name]["interval"].startswith("95% percentile bootstrap"), name
+    for name in ("fd", "fd_normalized"):
+        assert rows[name]["interval"].startswith("95% half-sampling"), name
     assert result.params["seed"] == 0
     assert len(result.params["sample_sizes"]) == 2 * FAST["n_splits"]
 
@@ -143,6 +160,32 @@ def test_samples_match_other_half_and_cap():
     small = compute_distribution_distance(_gaussian(rng, 300), _gaussian(rng, 40), **FAST)
     assert small.params["sample_sizes"] == [40] * 4
     assert small.params["reference_sizes"] == [150] * 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intervals_contain_values_with_few_images(seed):
+    """Fewer images than features, where the FD of a bootstrap resample lies above the estimate."""
+    rng = np.random.default_rng(16)
+    real, generated = _gaussian(rng, 120, dim=64), _gaussian(rng, 80, dim=64, shift=0.1)
+    result = compute_distribution_distance(real, generated, seed=seed, **FAST)
+    assert result.statistics["fd_reliable"] == 0.0
+    _assert_intervals_contain_values(result)
+
+
+def test_intervals_contain_values_with_many_images():
+    rng = np.random.default_rng(17)
+    result = compute_distribution_distance(_gaussian(rng, 400), _gaussian(rng, 300, shift=0.2), **FAST)
+    assert result.statistics["fd_reliable"] == 1.0
+    _assert_intervals_contain_values(result)
+
+
+def test_half_sample_takes_half_without_replacement():
+    sample = draw_matched_samples(41, 30, None, n_splits=1, max_size=1000, min_size=10, rng=np.random.default_rng(0))[0]
+    weights = _half_sample(sample, np.random.default_rng(1))
+    for name, rows in (("r", sample.reference), ("o", sample.other), ("g", sample.generated)):
+        assert weights[name].shape == (rows.size,), name
+        assert set(np.unique(weights[name])) == {0.0, 1.0}, name
+        assert weights[name].sum() == rows.size // 2, name
 
 
 def test_more_comparisons_than_replicates():
@@ -244,3 +287,13 @@ def test_realdata_holdout_passes_rotated_fails(pixel_split):
     assert unseen.statistics["kid_normalized_excess"] < 0.25
     assert turned.statistics["kid_normalized_excess"] > 0.25
     assert unseen.statistics["fd_reliable"] == 0.0
+
+
+@pytest.mark.realdata
+def test_realdata_intervals_contain_values(pixel_split):
+    """Pixel features of the train split as the real set: each KID and FD interval contains its value."""
+    train, groups = pixel_split["train"], pixel_split["groups"]
+    for name in ("holdout", "rotated"):
+        result = compute_distribution_distance(train, pixel_split[name], real_groups=groups)
+        assert result.statistics["fd_reliable"] == 0.0, name
+        _assert_intervals_contain_values(result)
