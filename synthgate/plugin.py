@@ -151,9 +151,12 @@ class AuditFixture:
         try:
             verdict = self.session.run(name, features=features, role=role)
         except SynthgateError as error:
-            pytest.fail(f"{name}: {error}", pytrace=False)
-        self._node.stash[_RECORDED] = self.session.verdicts[-1]
-        return verdict
+            failure = f"{name}: {error}"
+        else:
+            self._node.stash[_RECORDED] = self.session.verdicts[-1]
+            return verdict
+        # Failing outside the except block keeps pytest from printing the error twice, chained.
+        pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture

