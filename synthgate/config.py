@@ -325,8 +325,8 @@ def _encoder_table(name, table, path):
         if count_key in table:
             params[count_key] = table[count_key]
 
-    # The encoder package owns the rules of each kind's parameters; they are checked here without
-    # building the model, so that a bad table stops the run before any test.
+    # The encoder package owns the rules of each kind's parameters. Checking them here, without
+    # building the model, stops a bad table before any test runs.
     try:
         check_encoder_params(name, params)
     except ValueError as error:

@@ -289,11 +289,10 @@ class _Reporter:
             terminalreporter.write_line(
                 "NOTE  no patient groups given: real slices were grouped by pixel similarity (pass --groups for exact patients)"
             )
-        for name, provenance in self.state.session.encoder_provenance().items():
-            terminalreporter.write_line(
-                f"ENCODER {name}: {provenance.get('model')} weights {provenance.get('weights_path')} "
-                f"(SHA-256 {str(provenance.get('weights_sha256'))[:16]}...)"
-            )
+        from .report_figures import provenance_text
+
+        for provenance in self.state.session.encoder_provenance().values():
+            terminalreporter.write_line(f"ENCODER {provenance_text(provenance)}")
         terminalreporter.write_line(f"summary: {self.state.summary_path}")
 
 

@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["check_figure_html", "manifold_html", "encoders_html"]
+__all__ = ["check_figure_html", "manifold_html", "encoders_html", "provenance_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def manifold_html(session) -> tuple[str, dict]:
         )
     provenance = session.encoder_provenance().get(features)
     if provenance:
-        caption += f" Encoder: {_provenance_text(provenance)}."
+        caption += f" Encoder: {provenance_text(provenance)}."
     summary = {
         "features": features,
         "drawn": True,
@@ -203,11 +203,12 @@ def encoders_html(session) -> str:
     provenance = session.encoder_provenance()
     if not provenance:
         return ""
-    items = "".join(f"<li>{html.escape(_provenance_text(entry))}</li>" for entry in provenance.values())
+    items = "".join(f"<li>{html.escape(provenance_text(entry))}</li>" for entry in provenance.values())
     return f"<p><b>Encoders:</b></p><ul>{items}</ul>"
 
 
-def _provenance_text(entry) -> str:
+def provenance_text(entry) -> str:
+    """Return one line naming an encoder's model, dimension, weights file, SHA-256 prefix and input recipe."""
     preprocessing = entry.get("preprocessing") or {}
     steps = ", ".join(f"{key} {value}" for key, value in preprocessing.items())
     sha = str(entry.get("weights_sha256") or "")

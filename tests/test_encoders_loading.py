@@ -527,7 +527,7 @@ def test_open_clip_embedding_width_mismatch_rejected(tiny_clip, tmp_path):
     )
 
 
-def test_open_clip_checkpoint_broken_after_build_raises_on_load(tiny_clip, tmp_path):
+def test_open_clip_broken_checkpoint_fails_load(tiny_clip, tmp_path):
     folder = _write_model_folder(tmp_path / "tiny", tiny_clip)
     encoder = get_encoder("my_clip", kind="open_clip", model="tiny-vit", weights=folder, threads=1)
     (folder / "open_clip_pytorch_model.bin").write_text("overwritten after the encoder was built")

@@ -67,7 +67,7 @@ class TorchEncoder:
     Attributes
     ----------
     name, version, params, feature_names
-        As :class:`~synthgate.features.FeatureExtractor` requires. ``params`` holds the model
+        As :class:`~synthgate.features.FeatureExtractor` requires. ``params`` contains the model
         id, the weights' SHA-256 and the preprocessing, never the batch size or thread count.
     provenance : dict
         For the report: encoder name, kind, model id, weights path and SHA-256, preprocessing,

@@ -1,4 +1,4 @@
-"""How a grey CT slice is turned into the input tensor of each encoder.
+"""Input recipes that turn a grey CT slice into the input tensor of each encoder.
 
 Every encoder was trained on RGB photographs with its own resize, crop and normalisation, and
 feeding it anything else shifts every embedding. :class:`Preprocessing` writes one such recipe

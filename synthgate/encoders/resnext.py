@@ -42,7 +42,7 @@ class ResNeXt101Encoder(TorchEncoder):
 
     The preprocessing depends on the release: IMAGENET1K_V1 resizes to 256, IMAGENET1K_V2 to
     232, both crop 224. The release is recognised by the SHA-256 prefix in torchvision's file
-    names. Other weights (fine-tuned, or random in tests) get the V2 recipe, and a log line says so.
+    names. Other weights (fine-tuned, or random in tests) get the V2 recipe, which is logged.
 
     Parameters
     ----------
